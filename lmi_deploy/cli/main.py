@@ -1,0 +1,38 @@
+"""`lmi-deploy`: the click entry point. Exit codes are decided here and only here."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from lmi_deploy import __version__
+from lmi_deploy.cli.config_cmd import config
+from lmi_deploy.errors import LmiDeployError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class Cli(click.Group):
+    """Turns lmi-deploy's own errors into one line on stderr and the right exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LmiDeployError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lmi-deploy")
+def cli() -> None:
+    """Put an open LLM behind an Amazon SageMaker endpoint (LMI-compatible, vLLM)."""
+
+
+cli.add_command(config)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,1 @@
+"""LMI options: one schema, its sources (serving.properties, environment), resolution and rendering."""
