@@ -25,7 +25,7 @@ test: lint
 	$(BIN)/pytest
 
 demo: setup
-	$(BIN)/python -m lmi_deploy.demo
+	bash scripts/demo.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

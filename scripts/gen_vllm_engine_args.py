@@ -82,15 +82,17 @@ def render(data: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    parser.add_argument("--file", type=Path, default=DATA_FILE, help="the data file (default: the package's)")
+    args = parser.parse_args()
     text = render(build())
-    if parser.parse_args().check:
-        if DATA_FILE.read_text() != text:
-            print(f"{DATA_FILE} is stale: run python scripts/gen_vllm_engine_args.py", file=sys.stderr)
+    if args.check:
+        if args.file.read_text() != text:
+            print(f"{args.file} is stale: run python scripts/gen_vllm_engine_args.py", file=sys.stderr)
             return 1
-        print(f"{DATA_FILE} matches the installed vLLM")
+        print(f"{args.file} matches the installed vLLM")
         return 0
-    DATA_FILE.write_text(text)
-    print(f"wrote {DATA_FILE}")
+    args.file.write_text(text)
+    print(f"wrote {args.file}")
     return 0
 
 

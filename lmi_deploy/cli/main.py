@@ -9,6 +9,7 @@ import click
 
 from lmi_deploy import __version__
 from lmi_deploy.cli.config_cmd import config
+from lmi_deploy.cli.options_cmd import options
 from lmi_deploy.errors import LmiDeployError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -32,6 +33,7 @@ def cli() -> None:
 
 
 cli.add_command(config)
+cli.add_command(options)
 
 
 def main() -> None:

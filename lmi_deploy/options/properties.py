@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,13 +70,19 @@ def render_properties(options: dict[str, str]) -> str:
 
 
 def _escape(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return "\\" + escaped if escaped[:1] in (" ", "\t") else escaped
+    escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    escaped = escaped.replace("\t", "\\t").replace("\f", "\\f")
+    body = escaped.strip(" ")
+    if not body:
+        return "\\u0020" * len(escaped)
+    lead = len(escaped) - len(escaped.lstrip(" "))
+    trail = len(escaped) - len(escaped.rstrip(" "))
+    return "\\u0020" * lead + body + "\\u0020" * trail  # blanks at either end survive the parser's strip
 
 
 def _entries(text: str) -> list[tuple[int, tuple[str, str]]]:
     entries: list[tuple[int, tuple[str, str]]] = []
-    lines = text.splitlines()
+    lines = re.split(r"\r\n|\r|\n", text)  # Java's line ends only, not str.splitlines()' others
     index = 0
     while index < len(lines):
         number, line = index + 1, lines[index].lstrip()
@@ -111,7 +118,15 @@ def _split(line: str) -> tuple[str, str]:
     rest = line[position:].lstrip(" \t")
     if rest[:1] in ("=", ":"):
         rest = rest[1:].lstrip(" \t")
-    return "".join(key_chars), _unescape(rest)
+    return "".join(key_chars), _unescape(_strip_unescaped_blanks(rest))
+
+
+def _strip_unescaped_blanks(value: str) -> str:
+    stripped = value.rstrip(" \t\f")
+    trailing_backslashes = len(stripped) - len(stripped.rstrip("\\"))
+    if trailing_backslashes % 2 == 1 and len(stripped) < len(value):
+        return stripped + value[len(stripped)]  # an escaped blank stays
+    return stripped
 
 
 _HEX = set("0123456789abcdefABCDEF")
@@ -135,4 +150,4 @@ def _unescape(value: str) -> str:
             continue
         out.append(char)
         position += 1
-    return "".join(out).rstrip()
+    return "".join(out)
