@@ -31,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(json.dumps(settings.describe(), indent=2))
         return 0
-    print("lmi-serve: serving is not implemented yet (issue: container runtime)", file=sys.stderr)
-    return 1
+    from lmi_serve.server import serve  # uvicorn, FastAPI and (later) vLLM: only when serving
+
+    return serve(settings)
 
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from lmi_deploy.errors import ConfigError
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """How an option's value is written and read."""
 
     STR = "str"

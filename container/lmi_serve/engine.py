@@ -1,0 +1,227 @@
+"""The vLLM adapter: the only module that imports vLLM. Works with vLLM 0.24 (GPU host) and 0.32 (CPU build)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import json
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from lmi_deploy.errors import LmiDeployError
+from lmi_deploy.options.schema import nearest
+from lmi_serve.generation import (
+    Chunk,
+    EngineStats,
+    FinishReason,
+    GenerationParams,
+    Token,
+    TopToken,
+)
+
+log = logging.getLogger("lmi_serve.engine")
+
+
+class EngineStartError(LmiDeployError):
+    """The engine could not start: bad arguments, an unsupported model, not enough memory."""
+
+
+def check_engine_args(engine_args: Mapping[str, Any]) -> None:
+    """Every argument must be a field of the installed vLLM's AsyncEngineArgs (versions differ)."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    fields = {f.name for f in dataclasses.fields(AsyncEngineArgs)}
+    for name in engine_args:
+        if name not in fields:
+            guess = nearest(name, fields)
+            import vllm
+
+            raise EngineStartError(
+                f"option.{name} is not an engine argument of the installed vLLM {vllm.__version__}. "
+                f"Fix: remove it{f' or use option.{guess}' if guess else ''}."
+            )
+
+
+def check_architecture(model_dir: Path) -> None:
+    """Fail at once, naming the family, when vLLM has no implementation of the model's architecture."""
+    from vllm import ModelRegistry
+
+    config = json.loads((model_dir / "config.json").read_text())
+    architectures = config.get("architectures") or []
+    supported = set(ModelRegistry.get_supported_archs())
+    if architectures and not any(arch in supported for arch in architectures):
+        family = config.get("model_type", "unknown")
+        raise EngineStartError(
+            f"model family {family!r} (architecture {', '.join(architectures)}) is not supported by this vLLM. "
+            "Fix: use a model of a supported family (docs/supported-models.md) or an lmi-serve image with a "
+            "vLLM that supports it."
+        )
+
+
+class VllmTokenizer:
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text))
+
+    def render_chat(self, messages: Sequence[dict[str, object]], template: str | None) -> str:
+        rendered = self._tokenizer.apply_chat_template(
+            list(messages), chat_template=template, tokenize=False, add_generation_prompt=True
+        )
+        return str(rendered)
+
+
+class VllmEngine:
+    """vLLM's AsyncLLM (continuous batching) behind the `Engine` protocol."""
+
+    def __init__(self, llm: Any, tokenizer: Any) -> None:
+        self._llm = llm
+        self._tokenizer = VllmTokenizer(tokenizer)
+        self._sampling_params: Any = None
+        self._delta: Any = None
+
+    @classmethod
+    async def start(cls, engine_args: Mapping[str, Any]) -> VllmEngine:
+        """Create the engine in a worker thread so the event loop keeps answering /ping meanwhile."""
+        check_engine_args(engine_args)
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        args = AsyncEngineArgs(**{"disable_log_stats": False, **engine_args})
+        llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        tokenizer = llm.get_tokenizer()
+        if inspect.isawaitable(tokenizer):  # async in some vLLM versions
+            tokenizer = await tokenizer
+        return cls(llm, tokenizer)
+
+    @property
+    def max_model_len(self) -> int:
+        return int(self._llm.model_config.max_model_len)
+
+    @property
+    def max_batch_size(self) -> int:
+        return int(self._llm.vllm_config.scheduler_config.max_num_seqs)
+
+    @property
+    def tokenizer(self) -> VllmTokenizer:
+        return self._tokenizer
+
+    async def generate(self, prompt_ids: list[int], params: GenerationParams, request_id: str
+                       ) -> AsyncIterator[Chunk]:
+        sampling = self._to_sampling_params(params)
+        stream = self._llm.generate({"prompt_token_ids": prompt_ids}, sampling, request_id)
+        first = True
+        try:
+            async for output in stream:
+                yield _to_chunk(output, first and params.prompt_logprobs is not None, params.logprobs or 0)
+                first = False
+        finally:
+            await stream.aclose()  # vLLM aborts the request when its generator is closed early
+
+    async def abort(self, request_id: str) -> None:
+        await self._llm.abort(request_id)
+
+    def is_healthy(self) -> bool:
+        return not self._llm.errored
+
+    def stats(self) -> EngineStats:
+        processor = getattr(self._llm, "output_processor", None)
+        unfinished = processor.get_num_unfinished_requests() if processor is not None else 0
+        return EngineStats(running=unfinished, waiting=0)
+
+    async def shutdown(self) -> None:
+        await asyncio.to_thread(self._llm.shutdown)
+
+    def _to_sampling_params(self, params: GenerationParams) -> Any:
+        if self._sampling_params is None:
+            from vllm import SamplingParams
+            from vllm.sampling_params import RequestOutputKind
+
+            self._sampling_params, self._delta = SamplingParams, RequestOutputKind.DELTA
+        extra: dict[str, Any] = {} if params.top_k is None else {"top_k": params.top_k}
+        return self._sampling_params(
+            max_tokens=params.max_new_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            seed=params.seed,
+            repetition_penalty=params.repetition_penalty,
+            presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
+            stop=list(params.stop) or None,
+            ignore_eos=params.ignore_eos,
+            logprobs=params.logprobs,
+            prompt_logprobs=params.prompt_logprobs,
+            output_kind=self._delta,
+            **extra,
+        )
+
+
+def _to_chunk(output: Any, with_prompt: bool, top_n: int) -> Chunk:
+    completion = output.outputs[0]
+    ids = list(completion.token_ids)
+    tokens = _tokens(ids, completion.text, completion.logprobs, top_n)
+    prompt = _prompt_tokens(output) if with_prompt else None
+    return Chunk(tokens=tokens, text=completion.text, finish_reason=_finish_reason(completion), prompt_tokens=prompt)
+
+
+def _tokens(ids: list[int], text: str, logprobs: Any, top_n: int) -> tuple[Token, ...]:
+    """One Token per new id. Without logprobs the delta's text goes to its last token, so token texts
+    always add up to the generated text."""
+    tokens: list[Token] = []
+    for index, token_id in enumerate(ids):
+        entry = logprobs[index] if logprobs and index < len(logprobs) else None
+        chosen = entry.get(token_id) if entry else None
+        piece = text if index == len(ids) - 1 else ""
+        if chosen is not None and chosen.decoded_token is not None and len(ids) > 1:
+            piece = chosen.decoded_token
+        tokens.append(Token(
+            id=token_id,
+            text=piece,
+            log_prob=_finite(chosen.logprob) if chosen is not None else None,
+            top=_top(entry, top_n),
+        ))
+    return tuple(tokens)
+
+
+def _top(entry: Any, top_n: int) -> tuple[TopToken, ...]:
+    """The top_n most likely tokens (vLLM adds the chosen one to the dict when it ranks lower)."""
+    if not entry or top_n <= 0:
+        return ()
+    ranked = sorted(entry.items(), key=lambda item: item[1].rank or 0)[:top_n]
+    return tuple(TopToken(token_id, lp.decoded_token or "", _finite(lp.logprob) or 0.0) for token_id, lp in ranked)
+
+
+def _prompt_tokens(output: Any) -> tuple[Token, ...]:
+    ids = list(output.prompt_token_ids or [])
+    entries = output.prompt_logprobs or []
+    tokens = []
+    for index, token_id in enumerate(ids):
+        entry = entries[index] if index < len(entries) else None
+        chosen = entry.get(token_id) if entry else None
+        text = chosen.decoded_token if chosen is not None and chosen.decoded_token is not None else ""
+        tokens.append(Token(token_id, text, _finite(chosen.logprob) if chosen is not None else None))
+    return tuple(tokens)
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _finish_reason(completion: Any) -> FinishReason | None:
+    reason = completion.finish_reason
+    if reason is None:
+        return None
+    if reason == "length":
+        return "length"
+    if reason == "stop" and isinstance(completion.stop_reason, str):
+        return "stop_sequence"
+    if reason == "stop":
+        return "eos_token"
+    raise RuntimeError(f"generation ended with {reason!r}")  # "abort": the engine gave up on the request

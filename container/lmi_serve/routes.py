@@ -1,0 +1,151 @@
+"""HTTP only: SageMaker's /ping and /invocations, LMI's /predictions/{model}, OpenAI's /v1 routes, /metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
+
+from lmi_serve.errors import BadRequest, PayloadTooLarge, RequestError, error_body, from_validation_error
+from lmi_serve.protocol import ChatRequest, CompletionRequest, LmiRequest
+from lmi_serve.state import AppState
+
+JSONLINES = "application/jsonlines"
+SSE = "text/event-stream"
+
+router = APIRouter()
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.lmi
+    return state
+
+
+@router.get("/ping")
+async def ping(request: Request) -> Response:
+    state = _state(request)
+    if state.healthy():
+        return JSONResponse({"status": "healthy"})
+    return JSONResponse({"status": state.status()}, status_code=503)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    text, content_type = _state(request).metrics.render()
+    return Response(text, media_type=content_type)
+
+
+@router.post("/invocations")
+async def invocations(request: Request) -> Response:
+    return await _dispatch(request, await _read_json(request), schema=None)
+
+
+@router.post("/predictions/{model_name}")
+async def predictions(model_name: str, request: Request) -> Response:
+    state = _state(request)
+    if model_name != state.model_name:
+        return _error(BadRequest(f"no model named {model_name!r}; this server serves {state.model_name!r}",
+                                 param="model_name"), status=404)
+    return await _dispatch(request, await _read_json(request), schema=None)
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request) -> Response:
+    return await _dispatch(request, await _read_json(request), schema="chat")
+
+
+@router.post("/v1/completions")
+async def completions(request: Request) -> Response:
+    return await _dispatch(request, await _read_json(request), schema="completions")
+
+
+async def _dispatch(request: Request, body: dict[str, Any] | RequestError, schema: str | None) -> Response:
+    if isinstance(body, RequestError):
+        return _error(body)
+    state = _state(request)
+    try:
+        schema = schema or _schema_of(body)
+        if schema == "lmi":
+            lmi = _parse(LmiRequest, body)
+            if lmi.stream:
+                sse = SSE in request.headers.get("accept", "") or state.output_formatter == "sse"
+                return _stream(state.lmi.open_stream(lmi), sse=sse, done_marker=False)
+            return JSONResponse(await state.lmi.respond(lmi))
+        openai = _parse(ChatRequest if schema == "chat" else CompletionRequest, body)
+        if openai.stream:
+            return _stream(state.openai.open_stream(openai), sse=True, done_marker=True)
+        return JSONResponse(await state.openai.respond(openai))
+    except RequestError as exc:
+        return _error(exc)
+
+
+def _schema_of(body: dict[str, Any]) -> str:
+    if "inputs" in body:
+        return "lmi"
+    if "messages" in body:
+        return "chat"
+    if "prompt" in body:
+        return "completions"
+    raise BadRequest("the body needs inputs (LMI), messages (OpenAI chat) or prompt (OpenAI completions)",
+                     param="inputs")
+
+
+def _parse(model: Any, body: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+async def _read_json(request: Request) -> dict[str, Any] | RequestError:
+    """The body as a JSON object, refusing oversized bodies without reading them whole."""
+    limit = _state(request).max_payload_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return PayloadTooLarge(f"body is {declared} bytes; the limit is {limit} (SAGEMAKER_MAX_PAYLOAD_IN_MB)")
+    data = bytearray()
+    async for part in request.stream():
+        data += part
+        if len(data) > limit:
+            return PayloadTooLarge(f"body exceeds the limit of {limit} bytes (SAGEMAKER_MAX_PAYLOAD_IN_MB)")
+    try:
+        body = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return BadRequest(f"body is not valid JSON: {exc}", param="body")
+    if not isinstance(body, dict):
+        return BadRequest("body must be a JSON object", param="body")
+    return body
+
+
+def _error(exc: RequestError, status: int | None = None) -> JSONResponse:
+    code, body = error_body(exc)
+    if status is not None:
+        body["code"] = code = status
+    return JSONResponse(body, status_code=code, headers=exc.headers)
+
+
+def _stream(events: AsyncIterator[dict[str, Any]], sse: bool, done_marker: bool) -> StreamingResponse:
+    return StreamingResponse(_frames(events, sse, done_marker), media_type=SSE if sse else JSONLINES,
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _frames(events: AsyncIterator[dict[str, Any]], sse: bool, done_marker: bool) -> AsyncIterator[bytes]:
+    """Frames as produced; an error after the headers ends the stream with an error line, never silently."""
+    try:
+        async for event in events:
+            yield _frame(event, sse)
+    except Exception as exc:
+        _, body = error_body(exc)
+        yield _frame(body, sse)
+        return
+    if done_marker:
+        yield b"data: [DONE]\n\n"
+
+
+def _frame(event: dict[str, Any], sse: bool) -> bytes:
+    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    return f"data: {text}\n\n".encode() if sse else f"{text}\n".encode()

@@ -1,0 +1,115 @@
+"""The serving core shared by every schema: admission control, prompt checks, generation, timeouts.
+
+Written against the `Engine` protocol; knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+
+from lmi_serve.errors import BadRequest, EngineFailure, GenerationTimeout, NotReady, Overloaded
+from lmi_serve.generation import Chunk, Completion, Engine, GenerationParams
+
+RETRY_AFTER_S = "1"
+
+
+class Slot:
+    """Admission held by a request until released (a context manager, or release() at a stream's end)."""
+
+    def __init__(self, owner: Generator, count: int) -> None:
+        self._owner, self._count = owner, count
+
+    def release(self) -> None:
+        self._owner.in_flight -= self._count
+        self._count = 0
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@dataclass
+class Prepared:
+    """A checked request: its prompt ids and parameters with max_new_tokens fitted to the context."""
+
+    prompt_ids: list[int]
+    params: GenerationParams
+
+
+class Generator:
+    """Admits requests up to the batch size plus the queue limit and runs them on the engine."""
+
+    def __init__(self, engine_getter: Callable[[], Engine | None], job_queue_size: int, predict_timeout_s: float
+                 ) -> None:
+        self._engine_getter = engine_getter
+        self._job_queue_size = job_queue_size
+        self._predict_timeout_s = predict_timeout_s
+        self.in_flight = 0
+
+    @property
+    def engine(self) -> Engine:
+        engine = self._engine_getter()
+        if engine is None or not engine.is_healthy():
+            raise NotReady("the model is not loaded yet or the engine has failed", headers={"Retry-After": "5"})
+        return engine
+
+    def check_capacity(self, count: int = 1) -> None:
+        """Refuse at once with 429 when the running batch and the queue are full."""
+        limit = self.engine.max_batch_size + self._job_queue_size
+        if self.in_flight + count > limit:
+            raise Overloaded(f"server busy: {self.in_flight} requests in flight, limit {limit} "
+                             "(max_rolling_batch_size + job_queue_size); retry later",
+                             headers={"Retry-After": RETRY_AFTER_S})
+
+    def acquire(self, count: int = 1) -> Slot:
+        """Take `count` slots, refusing when full. Streams check capacity before their headers go out and
+        acquire when they start, so a stream that never starts holds nothing."""
+        self.check_capacity(count)
+        self.in_flight += count
+        return Slot(self, count)
+
+    def prepare(self, prompt: str, params: GenerationParams, param_name: str) -> Prepared:
+        """Tokenize and check the prompt against max_model_len; cap max_new_tokens to what fits."""
+        engine = self.engine
+        ids = engine.tokenizer.encode(prompt)
+        limit = engine.max_model_len
+        if not ids:
+            raise BadRequest(f"{param_name} is empty after tokenization", param=param_name)
+        if len(ids) >= limit:
+            raise BadRequest(f"{param_name} is {len(ids)} tokens; max_model_len is {limit}, which leaves no room "
+                             "to generate. Shorten the input or deploy with a larger option.max_model_len",
+                             param=param_name)
+        room = limit - len(ids)
+        if params.max_new_tokens > room:
+            params = replace(params, max_new_tokens=room)
+        return Prepared(ids, params)
+
+    async def stream(self, prepared: Prepared) -> AsyncIterator[Chunk]:
+        """Chunks of one request. Leaving early (client gone) aborts it in the engine."""
+        request_id = uuid.uuid4().hex
+        try:
+            async for chunk in self.engine.generate(prepared.prompt_ids, prepared.params, request_id):
+                yield chunk
+        except (NotReady, BadRequest):
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the engine failed mid-request: one error for this request
+            raise EngineFailure(f"generation failed: {type(exc).__name__}: {exc}") from exc
+
+    async def complete(self, prepared: Prepared) -> Completion:
+        """A whole request, bounded by predict_timeout."""
+        completion = Completion()
+        try:
+            async with asyncio.timeout(self._predict_timeout_s):
+                async for chunk in self.stream(prepared):
+                    completion.add(chunk)
+        except TimeoutError:
+            raise GenerationTimeout(f"generation took longer than predict_timeout ({self._predict_timeout_s:g} s); "
+                                    "use streaming or raise option.predict_timeout") from None
+        return completion
