@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ def invoke(server: Server, body: object, **kwargs: object) -> httpx.Response:
 def metric(server: Server, name: str) -> float:
     total = 0.0
     for line in httpx.get(server.url + "/metrics", timeout=10).text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
+        if line.startswith((name + "{", name + " ")):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
@@ -101,7 +102,7 @@ async def test_bad_requests_fail_alone_while_another_is_in_flight(server: Server
     async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
         body = {"inputs": "steady", "parameters": {"max_new_tokens": 120, "ignore_eos_token": True}, "stream": True}
 
-        async def long_stream() -> list[dict[str, object]]:
+        async def long_stream() -> list[dict[str, Any]]:
             async with http.stream("POST", "/invocations", json=body) as response:
                 return [json.loads(line) async for line in response.aiter_lines()]
 
