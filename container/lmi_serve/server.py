@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 from pathlib import Path
 
 import uvicorn
@@ -42,6 +43,9 @@ class Runner:
         self.server = uvicorn.Server(config)
 
     def run(self) -> int:
+        # uvicorn drains on SIGTERM, then re-raises the signal to the handler found at start; a no-op one
+        # lets the process end with exit code 0 (a clean stop) instead of dying by the signal.
+        signal.signal(signal.SIGTERM, lambda *_: None)
         self.server.run()
         return self.state.exit_code
 
