@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped]
 import pytest
 
 from tests.e2e.conftest import Server, start_server, wait_healthy
@@ -121,10 +122,8 @@ def test_ping_is_503_while_the_model_loads(tiny_model: Path, tmp_path: Path) -> 
         seen = set()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and 503 not in seen:
-            try:
+            with contextlib.suppress(httpx.TransportError):
                 seen.add(httpx.get(server.url + "/ping", timeout=1).status_code)
-            except httpx.TransportError:
-                pass
             time.sleep(0.1)
         assert 503 in seen
         wait_healthy(server)
