@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -18,6 +19,7 @@ JSONLINES = "application/jsonlines"
 SSE = "text/event-stream"
 
 router = APIRouter()
+T = TypeVar("T")
 
 
 def _state(request: Request) -> AppState:
@@ -74,13 +76,31 @@ async def _dispatch(request: Request, body: dict[str, Any] | RequestError, schem
             if lmi.stream:
                 sse = SSE in request.headers.get("accept", "") or state.output_formatter == "sse"
                 return _stream(state.lmi.open_stream(lmi), sse=sse, done_marker=False)
-            return JSONResponse(await state.lmi.respond(lmi))
+            return JSONResponse(await _unless_disconnected(request, state.lmi.respond(lmi)))
         openai = _parse(ChatRequest if schema == "chat" else CompletionRequest, body)
         if openai.stream:
             return _stream(state.openai.open_stream(openai), sse=True, done_marker=True)
-        return JSONResponse(await state.openai.respond(openai))
+        return JSONResponse(await _unless_disconnected(request, state.openai.respond(openai)))
     except RequestError as exc:
         return _error(exc)
+
+
+async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`, cancelling it (which aborts its engine requests) if the client goes away first."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    return task.result()  # CancelledError when the client left: nobody is there to answer
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _schema_of(body: dict[str, Any]) -> str:

@@ -97,8 +97,8 @@ class Generator:
                 yield chunk
         except (NotReady, BadRequest):
             raise
-        except asyncio.CancelledError:
-            raise
+        except ValueError as exc:  # vLLM's own request validation (VLLMValidationError is a ValueError)
+            raise BadRequest(f"the engine rejected the request: {exc}") from None
         except Exception as exc:  # the engine failed mid-request: one error for this request
             raise EngineFailure(f"generation failed: {type(exc).__name__}: {exc}") from exc
 

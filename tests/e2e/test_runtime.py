@@ -128,6 +128,8 @@ async def test_bad_requests_fail_alone_while_another_is_in_flight(server: Server
 
 
 async def test_client_disconnect_aborts_the_request_in_the_engine(server: Server) -> None:
+    """500 tokens take about 1.3 s here; a stream left after 3 lines must stop far short of them."""
+    before = metric(server, "vllm:generation_tokens_total")
     async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
         body = {"inputs": "forever", "parameters": {"max_new_tokens": 500, "ignore_eos_token": True}, "stream": True}
         async with http.stream("POST", "/invocations", json=body) as response:
@@ -136,14 +138,15 @@ async def test_client_disconnect_aborts_the_request_in_the_engine(server: Server
                 seen += 1
                 if seen == 3:
                     break
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if metric(server, "vllm:num_requests_running") == 0 and metric(server, "lmi_requests_in_flight") == 0:
-            break
-        await asyncio.sleep(0.2)
+    await assert_aborted(server, before)
+
+
+async def assert_aborted(server: Server, tokens_before: float) -> None:
+    await asyncio.sleep(3)  # long enough for all 500 tokens had the request not been aborted
     assert metric(server, "vllm:num_requests_running") == 0
     assert metric(server, "vllm:num_requests_waiting") == 0
     assert metric(server, "lmi_requests_in_flight") == 0
+    assert metric(server, "vllm:generation_tokens_total") - tokens_before < 400
 
 
 async def test_overload_is_refused_with_429_at_once(server: Server) -> None:
@@ -179,3 +182,12 @@ def test_metrics_include_engine_and_route_metrics(server: Server) -> None:
     assert "vllm:num_requests_running" in text and "vllm:num_requests_waiting" in text
     assert "vllm:generation_tokens_total" in text
     assert 'lmi_requests_total{route="/invocations",status="200"}' in text
+
+
+async def test_non_streaming_client_disconnect_aborts_too(server: Server) -> None:
+    before = metric(server, "vllm:generation_tokens_total")
+    body = {"inputs": "patience", "parameters": {"max_new_tokens": 500, "ignore_eos_token": True}}
+    async with httpx.AsyncClient(base_url=server.url, timeout=httpx.Timeout(0.4)) as http:
+        with pytest.raises(httpx.ReadTimeout):
+            await http.post("/invocations", json=body)
+    await assert_aborted(server, before)
