@@ -12,14 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from lmi_deploy.cli.main import cli
+from tests.seed_templates import seed_properties
 
-SEED_PROPERTIES = """\
-engine=Python
-option.tensor_parallel_degree=max
-option.model_id=mistralai/Mistral-7B-v0.1
-option.max_rolling_batch_size=64
-option.rolling_batch=vllm
-"""
+SEED_PROPERTIES = seed_properties()
 
 
 def run(*args: str):

@@ -13,22 +13,10 @@ import pytest
 from lmi_deploy.errors import ConfigError
 from lmi_serve.gpus import visible_gpu_count
 from lmi_serve.settings import read_settings
+from tests.seed_templates import seed_environment, seed_properties
 
-SEED_PROPERTIES = """\
-engine=Python
-option.tensor_parallel_degree=max
-option.model_id=mistralai/Mistral-7B-v0.1
-option.max_rolling_batch_size=64
-option.rolling_batch=vllm
-"""
-
-SEED_ENVIRONMENT = {
-    "SERVING_LOAD_MODELS": "test::Python=/opt/ml/model",
-    "OPTION_MODEL_ID": "mistralai/Mistral-7B-v0.1",
-    "OPTION_TENSOR_PARALLEL_DEGREE": "max",
-    "OPTION_MAX_ROLLING_BATCH_SIZE": "64",
-    "OPTION_ROLLING_BATCH": "vllm",
-}
+SEED_PROPERTIES = seed_properties()
+SEED_ENVIRONMENT = seed_environment()
 
 CLEAN_ENV = {k: v for k, v in os.environ.items()
              if not k.startswith(("OPTION_", "SERVING_", "SAGEMAKER_", "HF_", "SM_")) and k != "CUDA_VISIBLE_DEVICES"}

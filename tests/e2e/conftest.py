@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.seed_templates import seed_environment
 from tests.tiny_models import cached_tiny_mistral
 
 LMI_SERVE = str(Path(sys.executable).with_name("lmi-serve"))
@@ -93,14 +94,7 @@ def tiny_model() -> Path:
 @pytest.fixture(scope="session")
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The seed's all-environment template, as a SageMaker user writes it, on the tiny model."""
-    env = {
-        "SERVING_LOAD_MODELS": "test::Python=/opt/ml/model",
-        "OPTION_MODEL_ID": str(tiny_model),
-        "OPTION_TENSOR_PARALLEL_DEGREE": "max",
-        "OPTION_MAX_ROLLING_BATCH_SIZE": "64",
-        "OPTION_ROLLING_BATCH": "vllm",
-        "OPTION_JOB_QUEUE_SIZE": "4",
-    }
+    env = {**seed_environment(str(tiny_model)), "OPTION_JOB_QUEUE_SIZE": "4"}
     running = start_server(env, tmp_path_factory.mktemp("server") / "lmi-serve.log")
     yield running
     running.stop()

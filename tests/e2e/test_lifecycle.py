@@ -15,16 +15,10 @@ import psutil  # type: ignore[import-untyped]
 import pytest
 
 from tests.e2e.conftest import Server, start_server, wait_healthy
+from tests.seed_templates import seed_properties
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
-SEED_PROPERTIES = """\
-engine=Python
-option.tensor_parallel_degree=max
-option.model_id={model}
-option.max_rolling_batch_size=64
-option.rolling_batch=vllm
-"""
 
 
 def stream_in_thread(server: Server, tokens: int, into: list[Any]) -> threading.Thread:
@@ -46,7 +40,7 @@ def stream_in_thread(server: Server, tokens: int, into: list[Any]) -> threading.
 def test_properties_template_and_sigterm_under_load(tiny_model: Path, tmp_path: Path) -> None:
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    (model_dir / "serving.properties").write_text(SEED_PROPERTIES.format(model=tiny_model))
+    (model_dir / "serving.properties").write_text(seed_properties(str(tiny_model)))
     server = start_server({}, tmp_path / "log.txt", "--model-dir", str(model_dir))
     try:
         ok = httpx.post(server.url + "/invocations", json={"inputs": "hello", "parameters": {"max_new_tokens": 3}})

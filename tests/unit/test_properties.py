@@ -8,14 +8,9 @@ from hypothesis import strategies as st
 
 from lmi_deploy.errors import ConfigError
 from lmi_deploy.options.properties import parse_properties, read_properties, render_properties
+from tests.seed_templates import seed_properties
 
-SEED_TEMPLATE = """\
-engine=Python
-option.tensor_parallel_degree=max
-option.model_id=mistralai/Mistral-7B-v0.1
-option.max_rolling_batch_size=64
-option.rolling_batch=vllm
-"""
+SEED_TEMPLATE = seed_properties()
 
 
 def test_seed_template_parses() -> None:
