@@ -68,7 +68,7 @@ class Runner:
         log.info("fetching model %s (%s)", model.source, model.kind)
         local_dir = await asyncio.to_thread(fetch_model, model, os.environ, model_cache_dir(),
                                             str(revision) if revision else None)
-        check_architecture(local_dir)
+        await asyncio.to_thread(check_architecture, local_dir)  # imports vLLM: keep /ping answering
         args = {**self.settings.engine_args, "model": str(local_dir)}
         args.pop("revision", None)  # the directory on disk already holds that revision
         log.info("starting vLLM with %s", args)
