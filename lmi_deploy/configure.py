@@ -41,9 +41,7 @@ def client_config(
     if properties is not None:
         layers.append(properties_layer(read_properties(properties), str(properties)))
     pairs = options.items() if isinstance(options, Mapping) else [parse_option_flag(o) for o in options]
-    flag_values: dict[str, object] = {}
-    for key, value in pairs:
-        flag_values[key] = value
+    flag_values: dict[str, object] = dict(pairs)
     layers.append(Layer("--option", flag_values, {k: f"--option {k}" for k in flag_values}))
     chosen = {k: v for k, v in (shortcuts or {}).items() if v is not None}
     layers.append(Layer("flags", chosen, {k: SHORTCUT_FLAGS.get(k, k) for k in chosen}))

@@ -77,7 +77,7 @@ class OpenAIService:
             choice["logprobs"] = _chat_logprobs(completion) if prepared.params.logprobs is not None else None
         else:
             choice["text"] = text
-            choice["logprobs"] = None
+            choice["logprobs"] = _completion_logprobs(completion) if prepared.params.logprobs is not None else None
         return self._envelope(chat, [choice], usage=_usage(prepared, completion))
 
     def open_stream(self, request: ChatRequest | CompletionRequest) -> AsyncIterator[dict[str, Any]]:
@@ -87,7 +87,7 @@ class OpenAIService:
 
     async def _stream(self, chat: bool, prepared: Prepared, include_usage: bool) -> AsyncIterator[dict[str, Any]]:
         completion = Completion()
-        envelope = self._envelope(chat, [])
+        envelope = self._envelope(chat, [], chunk=True)
         if chat:
             yield {**envelope, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                             "finish_reason": None}]}
@@ -100,12 +100,14 @@ class OpenAIService:
         if include_usage:
             yield {**envelope, "choices": [], "usage": _usage(prepared, completion)}
 
-    def _envelope(self, chat: bool, choices: list[dict[str, Any]], usage: dict[str, int] | None = None
-                  ) -> dict[str, Any]:
+    def _envelope(self, chat: bool, choices: list[dict[str, Any]], usage: dict[str, int] | None = None,
+                  chunk: bool = False) -> dict[str, Any]:
+        kind = "text_completion"  # OpenAI names completions and their stream chunks alike
+        if chat:
+            kind = "chat.completion.chunk" if chunk else "chat.completion"
         body: dict[str, Any] = {
             "id": ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex,
-            "object": ("chat.completion" if chat else "text_completion") if usage is not None or choices
-            else ("chat.completion.chunk" if chat else "text_completion"),
+            "object": kind,
             "created": int(time.time()),
             "model": self._model,
             "choices": choices,
@@ -130,3 +132,17 @@ def _chat_logprobs(completion: Completion) -> dict[str, Any]:
          "top_logprobs": [{"token": top.text, "logprob": top.log_prob} for top in t.top]}
         for t in completion.tokens
     ]}
+
+
+def _completion_logprobs(completion: Completion) -> dict[str, Any]:
+    """The legacy completions shape: parallel lists of tokens, their log probabilities and top alternatives."""
+    offsets, position = [], 0
+    for token in completion.tokens:
+        offsets.append(position)
+        position += len(token.text)
+    return {
+        "tokens": [t.text for t in completion.tokens],
+        "token_logprobs": [t.log_prob for t in completion.tokens],
+        "top_logprobs": [{top.text: top.log_prob for top in t.top} for t in completion.tokens],
+        "text_offset": offsets,
+    }

@@ -179,7 +179,16 @@ async def test_chat_and_completions_bodies(client: httpx.AsyncClient) -> None:
     assert chat["choices"][0]["finish_reason"] == "length"
     assert chat["usage"]["prompt_tokens"] == len("<user>hi<assistant>")
     completion = (await client.post("/v1/completions", json={"prompt": "hi", "max_tokens": 1})).json()
+    assert completion["object"] == "text_completion"
     assert completion["choices"][0]["text"] == " t0"
+    assert completion["choices"][0]["logprobs"] is None
+
+
+async def test_completions_logprobs_in_openai_shape(client: httpx.AsyncClient) -> None:
+    body = {"prompt": "hi", "max_tokens": 2, "logprobs": 1}
+    logprobs = (await client.post("/v1/completions", json=body)).json()["choices"][0]["logprobs"]
+    assert logprobs == {"tokens": [" t0", " t1"], "token_logprobs": [-0.5, -0.5],
+                        "top_logprobs": [{" a0": -1.0}, {" a0": -1.0}], "text_offset": [0, 3]}
 
 
 async def test_openai_streams_end_with_done(client: httpx.AsyncClient) -> None:
