@@ -9,6 +9,8 @@ import click
 
 from lmi_deploy import __version__
 from lmi_deploy.cli.config_cmd import config
+from lmi_deploy.cli.deploy_cmds import create, update
+from lmi_deploy.cli.endpoint_cmds import delete, describe, invoke, list_command, logs
 from lmi_deploy.cli.options_cmd import options
 from lmi_deploy.errors import LmiDeployError
 
@@ -33,6 +35,8 @@ def cli() -> None:
 
 
 cli.add_command(config)
+for command in (create, update, invoke, list_command, describe, logs, delete):
+    cli.add_command(command)
 cli.add_command(options)
 
 

@@ -1,0 +1,1 @@
+"""Deployments: plan (pure), then execute against AWS."""

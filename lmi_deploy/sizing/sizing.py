@@ -1,0 +1,172 @@
+"""Choose an instance, tensor-parallel degree, context length and batch size. Pure arithmetic, no I/O.
+
+Memory model per GPU: usable GiB x gpu_memory_utilization = weights / TP + overhead (activations, CUDA
+graphs) + KV cache. KV bytes per token = 2 x layers x KV heads x head dim x 2 bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lmi_deploy.errors import ConfigError
+from lmi_deploy.sizing.instances import BY_CAPACITY, BY_NAME, GpuInstance
+from lmi_deploy.sizing.model_facts import ModelFacts
+
+GIB = 1024**3
+OVERHEAD_GIB = 1.5  # per GPU: activations, CUDA graphs, NCCL buffers
+EAGER_OVERHEAD_GIB = 0.8
+MIN_CONTEXT = 2048  # sizing never shrinks max_model_len below this (or the model's own limit)
+TOKENS_PER_SEQUENCE = 1024  # a typical request (prompt + output), for batch sizing
+MAX_BATCH = 256
+QUANT_BITS = {"awq": 4, "awq_marlin": 4, "gptq": 4, "gptq_marlin": 4, "fp8": 8, "fbgemm_fp8": 8,
+              "compressed-tensors": 4, "bitsandbytes": 4, "experts_int8": 8}
+
+
+@dataclass(frozen=True)
+class SizingInput:
+    facts: ModelFacts
+    instance_type: str | None = None
+    tensor_parallel_degree: int | str | None = None  # an int, "max", or None (not set)
+    max_model_len: int | None = None
+    max_rolling_batch_size: int | None = None
+    quantize: str | None = None
+    dtype: str = "auto"
+    gpu_memory_utilization: float = 0.9
+    enforce_eager: bool = False
+
+
+@dataclass(frozen=True)
+class Sizing:
+    instance_type: str
+    gpus: int
+    tensor_parallel_degree: int
+    max_model_len: int
+    max_rolling_batch_size: int
+    weights_gib: float
+    kv_cache_gib: float
+    gpu_memory_gib: float
+    kv_cache_tokens: int
+    kv_bytes_per_token: int
+    why: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def weights_gib(facts: ModelFacts, quantize: str | None, dtype: str) -> float:
+    """Weight memory: quantized bodies at their bit width (+5% scales), embeddings and heads at 16 bits."""
+    method = quantize or (facts.quantization.method if facts.quantization else None)
+    bits = (facts.quantization.bits if facts.quantization and not quantize else QUANT_BITS.get(method or "", 16))
+    if method and bits < 16:
+        embeddings = 2.0 * facts.vocab * facts.hidden
+        body = max(facts.parameters - embeddings, 0.0)
+        return (body * bits / 8 * 1.05 + embeddings * 2) / GIB
+    return facts.parameters * (4 if dtype == "float32" else 2) / GIB
+
+
+def valid_degree(facts: ModelFacts, degree: int) -> bool:
+    """TP must divide the attention heads; KV heads are split or replicated evenly."""
+    return facts.heads % degree == 0 and (facts.kv_heads % degree == 0 or degree % facts.kv_heads == 0)
+
+
+def size(request: SizingInput) -> Sizing:
+    """The deployment for the request: the explicit instance checked, or the smallest that fits."""
+    _check_context(request)
+    if request.instance_type:
+        instance = BY_NAME.get(request.instance_type)
+        if instance is None:
+            raise ConfigError(f"--instance-type {request.instance_type} is not a SageMaker GPU instance lmi-deploy "
+                              "knows.", fix="use one of " + ", ".join(i.name for i in BY_CAPACITY[:12]) + ", ...")
+        return _fit(request, instance, explicit=True) or _no_fit(request, instance)
+    for instance in BY_CAPACITY:
+        found = _fit(request, instance, explicit=False)
+        if found is not None:
+            return found
+    raise ConfigError(f"{request.facts.model_id} fits on no single SageMaker GPU instance "
+                      f"(weights {weights_gib(request.facts, request.quantize, request.dtype):.1f} GiB).",
+                      fix="use a quantized checkpoint (option.quantize) or a smaller model")
+
+
+def _check_context(request: SizingInput) -> None:
+    if request.max_model_len and request.max_model_len > request.facts.max_position:
+        raise ConfigError(f"option.max_model_len={request.max_model_len} exceeds {request.facts.model_id}'s limit of "
+                          f"{request.facts.max_position} tokens.", fix=f"use at most {request.facts.max_position}",
+                          key="max_model_len")
+
+
+def _degree_for(request: SizingInput, instance: GpuInstance, explicit: bool) -> int | None:
+    wanted = request.tensor_parallel_degree
+    degree = instance.gpus if wanted is None or wanted == "max" else int(wanted)
+    if degree > instance.gpus:
+        if explicit:
+            raise ConfigError(f"option.tensor_parallel_degree={degree} but {instance.name} has {instance.gpus} GPU(s).",
+                              fix=f"use at most {instance.gpus} or a larger instance", key="tensor_parallel_degree")
+        return None
+    if not valid_degree(request.facts, degree):
+        if explicit:
+            options = [d for d in range(1, instance.gpus + 1) if valid_degree(request.facts, d)]
+            raise ConfigError(
+                f"tensor_parallel_degree={degree} does not divide {request.facts.model_id}'s {request.facts.heads} "
+                f"attention heads / {request.facts.kv_heads} KV heads.",
+                fix="set option.tensor_parallel_degree to one of " + ", ".join(map(str, options)),
+                key="tensor_parallel_degree")
+        return None
+    return degree
+
+
+def _fit(request: SizingInput, instance: GpuInstance, explicit: bool) -> Sizing | None:
+    degree = _degree_for(request, instance, explicit)
+    if degree is None:
+        return None
+    facts = request.facts
+    overhead = EAGER_OVERHEAD_GIB if request.enforce_eager else OVERHEAD_GIB
+    budget = instance.gib_per_gpu * request.gpu_memory_utilization
+    weights = weights_gib(facts, request.quantize, request.dtype)
+    kv_gib = degree * (budget - overhead) - weights
+    per_token = facts.kv_bytes_per_token()
+    kv_tokens = int(kv_gib * GIB // per_token) if kv_gib > 0 else 0
+    needed = request.max_model_len or min(facts.max_position, MIN_CONTEXT)
+    if kv_tokens < needed:
+        return None
+    context = request.max_model_len or _context(facts.max_position, kv_tokens)
+    batch = request.max_rolling_batch_size or max(1, min(MAX_BATCH, kv_tokens // min(context, TOKENS_PER_SEQUENCE)))
+    method = request.quantize or (facts.quantization.method if facts.quantization else None)
+    why = [
+        f"weights {weights:.1f} GiB ({facts.parameters / 1e9:.2f} B parameters{', ' + method if method else ''})"
+        f" over TP={degree} on {instance.name} ({instance.gpus} x {instance.gpu} {instance.gib_per_gpu:g} GiB)",
+        f"KV cache {kv_gib:.1f} GiB = {kv_tokens:,} tokens at {per_token // 1024} KiB/token "
+        f"(gpu_memory_utilization {request.gpu_memory_utilization:g}, {overhead:g} GiB/GPU overhead)",
+        f"max_model_len {context}: " + ("as set" if request.max_model_len else
+                                         "the model's limit" if context == facts.max_position else
+                                         "KV room for about 4 full-length requests"),
+        f"max_rolling_batch_size {batch}: " + ("as set" if request.max_rolling_batch_size else
+                                                f"KV tokens / {min(context, TOKENS_PER_SEQUENCE)} tokens per request,"
+                                                f" at most {MAX_BATCH}"),
+    ]
+    if not explicit:
+        why.insert(0, f"{instance.name}: the smallest instance where the model fits with KV room for "
+                      f"{needed} tokens")
+    return Sizing(instance.name, instance.gpus, degree, context, batch, round(weights, 2), round(kv_gib, 2),
+                  round(instance.total_gib, 1), kv_tokens, per_token, why)
+
+
+def _context(max_position: int, kv_tokens: int) -> int:
+    """The model's limit when the KV cache holds 4 such requests, else a power of two that does."""
+    if kv_tokens >= 4 * max_position:
+        return max_position
+    target = max(MIN_CONTEXT, 1 << max(0, (kv_tokens // 4).bit_length() - 1))
+    return min(max_position, target, kv_tokens)
+
+
+def _no_fit(request: SizingInput, instance: GpuInstance) -> Sizing:
+    facts = request.facts
+    weights = weights_gib(facts, request.quantize, request.dtype)
+    candidates = [i.name for i in BY_CAPACITY if _fit(request, i, explicit=False)][:4]
+    needed = request.max_model_len or min(facts.max_position, MIN_CONTEXT)
+    raise ConfigError(
+        f"{facts.model_id} does not fit on {instance.name} ({instance.gpus} x {instance.gib_per_gpu:g} GiB): it needs "
+        f"{weights:.1f} GiB of weights plus KV cache for {needed} tokens "
+        f"({needed * facts.kv_bytes_per_token() / GIB:.1f} GiB) and {OVERHEAD_GIB:g} GiB per GPU of overhead.",
+        fix=("use " + " or ".join(candidates)) if candidates else "use a quantized checkpoint",
+    )
