@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from lmi_serve.metrics import MetricsMiddleware
 from lmi_serve.routes import router
+from lmi_serve.runtime_api import router as runtime_router
 from lmi_serve.state import AppState
 
 log = logging.getLogger("lmi_serve")
@@ -40,5 +41,6 @@ def create_app(state: AppState, loader: Loader | None = None) -> FastAPI:
     app = FastAPI(title="lmi-serve", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.lmi = state
     app.include_router(router)
+    app.include_router(runtime_router)
     app.add_middleware(MetricsMiddleware, metrics=lambda: state.metrics)
     return app

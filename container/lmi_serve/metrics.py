@@ -17,7 +17,8 @@ Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
 
-ROUTES = ("/ping", "/invocations", "/predictions", "/v1/chat/completions", "/v1/completions", "/metrics")
+ROUTES = ("/ping", "/invocations", "/predictions", "/v1/chat/completions", "/v1/completions", "/metrics",
+          "/endpoints")
 
 
 class Metrics:

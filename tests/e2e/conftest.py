@@ -94,7 +94,8 @@ def tiny_model() -> Path:
 @pytest.fixture(scope="session")
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The seed's all-environment template, as a SageMaker user writes it, on the tiny model."""
-    env = {**seed_environment(str(tiny_model)), "OPTION_JOB_QUEUE_SIZE": "4"}
+    env = {**seed_environment(str(tiny_model)), "OPTION_JOB_QUEUE_SIZE": "4",
+           "LMI_SERVE_PAYLOAD_PART_BYTES": "7"}  # runtime-API streams split mid-line, as SageMaker may
     running = start_server(env, tmp_path_factory.mktemp("server") / "lmi-serve.log")
     yield running
     running.stop()
