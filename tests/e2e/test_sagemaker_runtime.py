@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -34,7 +35,7 @@ def test_model_errors_arrive_as_boto3_model_error(server: Server) -> None:
     with pytest.raises(ClientError) as caught:
         runtime(server).invoke_endpoint(EndpointName="any", Body=b'{"inputs": "x", "parameters": {"bogus": 1}}',
                                         ContentType="application/json")
-    error = caught.value.response
+    error: dict[str, Any] = dict(caught.value.response)
     assert error["Error"]["Code"] == "ModelError"
     assert error["OriginalStatusCode"] == 400
     assert "parameters.bogus" in error["OriginalMessage"]
