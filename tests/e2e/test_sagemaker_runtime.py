@@ -18,8 +18,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 DUMMY = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
 
-def runtime(server: Server):  # type: ignore[no-untyped-def]
-    return boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1").client("sagemaker-runtime", endpoint_url=server.url)
+def runtime(server: Server) -> Any:
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
+    return session.client("sagemaker-runtime", endpoint_url=server.url)
 
 
 def test_invoke_endpoint_with_boto3(server: Server) -> None:
