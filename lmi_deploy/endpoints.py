@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lmi_deploy.aws import Aws, AwsError, NotFound
-from lmi_deploy.deploy.execute import scaling_resource
-from lmi_deploy.deploy.plan import REDACTED, SECRET_ENV, TAG_ENDPOINT
+from lmi_deploy.deploy.plan import REDACTED, SECRET_ENV, TAG_ENDPOINT, scaling_resource
+
+if TYPE_CHECKING:  # boto3 loads only when a command talks to AWS
+    from lmi_deploy.aws import Aws
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ def delete(aws: Aws, name: str) -> Deleted:
     ]
     steps += [("endpoint_config", c, _deleter(aws, "endpoint_config", c)) for c in configs]
     steps += [("model", m, _deleter(aws, "model", m)) for m in models]
+    from lmi_deploy.aws import AwsError
+
     for kind, resource, step in steps:
         try:
             if step():
@@ -112,6 +115,8 @@ def _deleter(aws: Aws, kind: str, name: str) -> Callable[[], bool]:
 
 
 def _resources_of(aws: Aws, name: str) -> tuple[list[str], list[str]]:
+    from lmi_deploy.aws import NotFound
+
     configs = aws.tagged("endpoint_config", TAG_ENDPOINT, name)
     models = aws.tagged("model", TAG_ENDPOINT, name)
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lmi_deploy.aws import AlreadyExists, Aws, AwsError, EndpointFailed, Progress
-from lmi_deploy.deploy.plan import VARIANT, DeploymentPlan, api_calls
+from lmi_deploy.deploy.plan import DeploymentPlan, api_calls
 from lmi_deploy.errors import LmiDeployError
 
 _KIND = {"create_model": "model", "create_endpoint_config": "endpoint_config", "create_endpoint": "endpoint"}
@@ -78,7 +78,3 @@ def rollback(aws: Aws, created: Created) -> list[tuple[str, str]]:
         except AwsError:
             leftovers.append((kind, name))
     return leftovers
-
-
-def scaling_resource(endpoint: str) -> str:
-    return f"endpoint/{endpoint}/variant/{VARIANT}"

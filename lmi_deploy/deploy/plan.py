@@ -96,8 +96,8 @@ def check_name(name: str, flag: str = "--name") -> str:
 
 
 def versioned_name(name: str, now: datetime) -> str:
-    """`name-YYYYMMDD-HHMMSS`: models and endpoint configs are new for each create or update."""
-    return f"{name[:47].rstrip('-')}-{now:%Y%m%d-%H%M%S}"
+    """`name-YYYYMMDD-HHMMSS-mmm`: models and endpoint configs are new for each create or update."""
+    return f"{name[:40].rstrip('-')}-{now:%Y%m%d-%H%M%S}-{now.microsecond // 1000:03d}"
 
 
 def check_timeout(value: int, flag: str) -> int:
@@ -204,10 +204,14 @@ def api_calls(plan: DeploymentPlan, role_arn: str) -> list[tuple[str, str, dict[
     return calls + scaling_calls(plan.endpoint_name, plan.autoscaling)
 
 
+def scaling_resource(endpoint: str) -> str:
+    return f"endpoint/{endpoint}/variant/{VARIANT}"
+
+
 def scaling_calls(endpoint: str, scaling: Autoscaling | None) -> list[tuple[str, str, dict[str, Any]]]:
     if scaling is None:
         return []
-    resource = f"endpoint/{endpoint}/variant/{VARIANT}"
+    resource = scaling_resource(endpoint)
     dimension = "sagemaker:variant:DesiredInstanceCount"
     return [
         ("application-autoscaling", "register_scalable_target", {
