@@ -10,13 +10,14 @@ from typing import Any
 
 from lmi_deploy.errors import ConfigError
 
-HUB_URL = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+DEFAULT_HUB_URL = "https://huggingface.co"
 TIMEOUT_S = 5.0
 
 
 def fetch_config(model_id: str, revision: str | None, token: str | None) -> dict[str, Any]:
     """Download config.json; errors say what failed and how to fix it, never showing the token."""
-    url = f"{HUB_URL}/{model_id}/resolve/{revision or 'main'}/config.json"
+    hub_url = os.environ.get("HF_ENDPOINT", DEFAULT_HUB_URL).rstrip("/")
+    url = f"{hub_url}/{model_id}/resolve/{revision or 'main'}/config.json"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
