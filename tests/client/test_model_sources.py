@@ -20,10 +20,7 @@ CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "num_hid
 
 
 class Hub(BaseHTTPRequestHandler):
-    seen_auth: list[str] = []
-
     def do_GET(self) -> None:
-        Hub.seen_auth.append(self.headers.get("Authorization", ""))
         if self.path == "/org/private-70b/resolve/main/config.json":
             if self.headers.get("Authorization") != "Bearer hf_good":
                 self.send_response(401)
@@ -53,8 +50,7 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def plan_of(*args: str) -> Any:
-    result = CliRunner().invoke(cli, ["create", "--dry-run", "--output", "json", "--region", "us-east-1", *args])
-    return result
+    return CliRunner().invoke(cli, ["create", "--dry-run", "--output", "json", "--region", "us-east-1", *args])
 
 
 def test_config_from_the_hub_with_a_token(hub: str) -> None:
