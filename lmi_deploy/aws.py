@@ -71,9 +71,10 @@ class EndpointInfo:
 
 class Aws:
     def __init__(self, session: Any, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, endpoint_urls: dict[str, str] | None = None) -> None:
         self._session = session
         self._clients: dict[str, Any] = {}
+        self._endpoint_urls = endpoint_urls or {}
         self.sleep = sleep
         self.clock = clock
 
@@ -84,13 +85,21 @@ class Aws:
         except BotoCoreError as exc:
             raise AwsError(f"cannot open an AWS session: {exc} Fix: check --profile and ~/.aws/config.") from None
 
+    @classmethod
+    def local_runtime(cls, url: str) -> Aws:
+        """SageMaker Runtime of a local endpoint: boto3 itself, pointed at lmi-serve (any credentials do)."""
+        session = boto3.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
+        return cls(session, endpoint_urls={"sagemaker-runtime": url})
+
     @property
     def region(self) -> str:
         return str(self._session.region_name)
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self._session.client(service, config=RETRIES)
+            url = self._endpoint_urls.get(service)
+            extra = {"endpoint_url": url} if url else {}
+            self._clients[service] = self._session.client(service, config=RETRIES, **extra)
         return self._clients[service]
 
     def call(self, service: str, operation: str, request: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from lmi_deploy.deploy.plan import REDACTED, SECRET_ENV, TAG_ENDPOINT, scaling_r
 
 if TYPE_CHECKING:  # boto3 loads only when a command talks to AWS
     from lmi_deploy.aws import Aws
+    from lmi_deploy.local import LocalEndpoint
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class EndpointSummary:
     status: str
     created: str
     managed: bool  # created by lmi-deploy (tagged)
+    url: str | None = None  # local endpoints only
 
 
 @dataclass
@@ -59,6 +61,18 @@ def describe(aws: Aws, name: str) -> EndpointDetails:
                               variant["ModelName"], environment, info.failure_reason)
     if info.status == "Failed":
         details.log_tail = aws.log_tail(name)
+    return details
+
+
+def describe_local(endpoint: LocalEndpoint) -> EndpointDetails:
+    from lmi_deploy import local
+
+    status = local.status_of(endpoint)
+    details = EndpointDetails(endpoint.name, status, "local", "this machine", 1, endpoint.url, endpoint.model,
+                              dict(endpoint.environment))
+    if status == "Failed":
+        details.failure_reason = f"the lmi-serve process (pid {endpoint.pid}) exited"
+        details.log_tail = local.read_log(endpoint)[-20:]
     return details
 
 

@@ -47,7 +47,7 @@ def shared_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _request(model: str | None, instance_count: int, kwargs: dict[str, Any]) -> CreateRequest:
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("output", "dry_run", "wait")}
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("output", "dry_run", "wait", "port")}
     return CreateRequest(model=model, instance_count=instance_count, environ=dict(os.environ), **kwargs)
 
 
@@ -78,12 +78,18 @@ def show_plan(plan: DeploymentPlan, output: str, dry_run: bool) -> None:
 @click.option("--target-invocations", type=int, help="Autoscaling target: invocations per instance per minute.")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until InService.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and the exact requests; call nothing.")
+@click.option("--local", is_flag=True, help="Run the endpoint on this machine (lmi-serve, no Docker, no AWS).")
+@click.option("--port", type=int, help="Port of a --local endpoint (default: a free one).")
 @shared_options
-def create(model: str | None, instance_count: int, dry_run: bool, wait: bool, output: str, **kwargs: Any) -> None:
-    """Size, validate and create a SageMaker endpoint for a model."""
-    request = _request(model, instance_count, kwargs)
+def create(model: str | None, instance_count: int, dry_run: bool, wait: bool, output: str, local: bool,
+           port: int | None, **kwargs: Any) -> None:
+    """Size, validate and create a SageMaker endpoint for a model (or a local one with --local)."""
+    request = _request(model, instance_count, {**kwargs, "local": local})
     if dry_run:
         show_plan(build_plan(request), output, dry_run=True)
+        return
+    if local:
+        _create_local(build_plan(request), port, output)
         return
     if (request.min_instances or request.max_instances or request.target_invocations) and not wait:
         raise ConfigError("autoscaling is attached once the endpoint is InService.", fix="drop --no-wait")
@@ -100,6 +106,20 @@ def create(model: str | None, instance_count: int, dry_run: bool, wait: bool, ou
     except DeployFailed as failed:
         report_failure(failed, plan.endpoint_name)
     _report_created(plan, output, wait)
+
+
+def _create_local(plan: DeploymentPlan, port: int | None, output: str) -> None:
+    from lmi_deploy import local
+
+    if output == "text":
+        show_plan(plan, output, dry_run=False)
+    endpoint = local.start(plan, port, progress_printer())
+    if output == "json":
+        click.echo(json.dumps({**plan.to_json(), "status": "InService", "url": endpoint.url,
+                               "log": endpoint.log, "pid": endpoint.pid}, indent=2, default=str))
+    else:
+        click.echo(f"local endpoint {plan.endpoint_name} is InService at {endpoint.url} (log: {endpoint.log}).")
+        click.echo(f"Try: lmi-deploy invoke {plan.endpoint_name} \"Hello\"")
 
 
 def _report_created(plan: DeploymentPlan, output: str, waited: bool) -> None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from lmi_deploy import endpoints
+from lmi_deploy import endpoints, local
 from lmi_deploy.cli.output import connect_to
 from lmi_deploy.errors import ConfigError, LmiDeployError
+
+if TYPE_CHECKING:
+    from lmi_deploy.aws import Aws
 
 
 def aws_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,7 +48,7 @@ def invoke(name: str, text: str | None, payload_file: Path | None, chat: bool, s
     payload = payload_file.read_bytes() if payload_file else None
     parameters = _parameters(max_new_tokens, params)
     body = endpoints.request_body(text, payload, chat, stream, parameters)
-    aws = connect_to(region, profile)
+    aws = _runtime_for(name, region, profile)
     if not stream:
         answer = aws.invoke(name, body)
         click.echo(answer.decode() if output == "json" else _text_of(json.loads(answer)))
@@ -59,6 +63,16 @@ def invoke(name: str, text: str | None, payload_file: Path | None, chat: bool, s
             sys.stdout.flush()
     if output == "text":
         click.echo()
+
+
+def _runtime_for(name: str, region: str | None, profile: str | None) -> Aws:
+    """A local endpoint's own SageMaker Runtime API, else AWS's."""
+    found = local.find(name)
+    if found is not None:
+        from lmi_deploy.aws import Aws as AwsClient
+
+        return AwsClient.local_runtime(found.url)
+    return connect_to(region, profile)
 
 
 def _parameters(max_new_tokens: int | None, params: tuple[str, ...]) -> dict[str, Any]:
@@ -88,16 +102,22 @@ def _text_of(answer: Any) -> str:
 
 
 @click.command(name="list")
+@click.option("--local", "local_only", is_flag=True, help="Only local endpoints (no AWS call).")
 @aws_options
 @output_option
-def list_command(region: str | None, profile: str | None, output: str) -> None:
-    """List endpoints (lmi-deploy's are marked *)."""
-    found = endpoints.list_endpoints(connect_to(region, profile))
+def list_command(local_only: bool, region: str | None, profile: str | None, output: str) -> None:
+    """List local endpoints and SageMaker endpoints (lmi-deploy's are marked *)."""
+    found = [endpoints.EndpointSummary(e.name, local.status_of(e), datetime.fromtimestamp(e.created).isoformat(
+        timespec="seconds"), True, e.url)
+             for e in local.all_endpoints()]
+    if not local_only:
+        found += endpoints.list_endpoints(connect_to(region, profile))
     if output == "json":
         click.echo(json.dumps([vars(e) for e in found], indent=2))
         return
     for item in found:
-        click.echo(f"{'*' if item.managed else ' '} {item.name:<50} {item.status:<14} {item.created}")
+        where = item.url or "sagemaker"
+        click.echo(f"{'*' if item.managed else ' '} {item.name:<40} {item.status:<12} {where:<24} {item.created}")
 
 
 @click.command()
@@ -106,7 +126,8 @@ def list_command(region: str | None, profile: str | None, output: str) -> None:
 @output_option
 def describe(name: str, region: str | None, profile: str | None, output: str) -> None:
     """Status, instance, options; on failure the reason and the last log lines."""
-    details = endpoints.describe(connect_to(region, profile), name)
+    found = local.find(name)
+    details = endpoints.describe_local(found) if found else endpoints.describe(connect_to(region, profile), name)
     if output == "json":
         click.echo(json.dumps(details.as_dict(), indent=2))
         return
@@ -126,8 +147,11 @@ def describe(name: str, region: str | None, profile: str | None, output: str) ->
 @click.option("--follow", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
 @aws_options
 def logs(name: str, follow: bool, region: str | None, profile: str | None) -> None:
-    """The endpoint's CloudWatch log lines."""
-    for line in endpoints.log_lines(connect_to(region, profile), name, follow=follow):
+    """The endpoint's CloudWatch log lines (a local endpoint's log file)."""
+    found = local.find(name)
+    lines = (local.follow_log(found) if follow else iter(local.read_log(found))) if found else \
+        endpoints.log_lines(connect_to(region, profile), name, follow=follow)
+    for line in lines:
         click.echo(line)
 
 
@@ -137,6 +161,11 @@ def logs(name: str, follow: bool, region: str | None, profile: str | None) -> No
 @output_option
 def delete(name: str, region: str | None, profile: str | None, output: str) -> None:
     """Delete the endpoint and everything created for it (configs, models, autoscaling)."""
+    if local.find(name) is not None:
+        local.stop(name)
+        click.echo(json.dumps({"deleted": [["local_endpoint", name]], "failed": []}) if output == "json"
+                   else f"stopped local endpoint {name}")
+        return
     result = endpoints.delete(connect_to(region, profile), name)
     if output == "json":
         click.echo(json.dumps({"deleted": result.deleted, "failed": result.failed}))

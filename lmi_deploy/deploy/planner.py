@@ -22,6 +22,7 @@ from lmi_deploy.sizing.model_facts import ModelFacts, facts_from_config, from_ca
 from lmi_deploy.sizing.sizing import Sizing, SizingInput, size
 
 ConfigReader = Callable[[str], dict[str, Any]]  # s3://... -> config.json contents
+LOCAL, LOCAL_IMAGE = "local", "lmi-serve (this machine)"
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class CreateRequest:
     model_config: Path | None = None
     hf_token: str | None = None
     tags: Sequence[str] = ()
+    local: bool = False  # a local endpoint: no region or image needed
     environ: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -73,13 +75,12 @@ def build_plan(request: CreateRequest, now: datetime | None = None, s3_reader: C
     p.check_volume(sizing.instance_type, request.volume_size)
     if request.instance_count < 1:
         raise ConfigError(f"--instance-count {request.instance_count} must be at least 1.", fix="use 1 or more")
-    region = resolve_region(request)
+    region = _region_for(request)
     return p.DeploymentPlan(
         endpoint_name=name,
         model_name=p.versioned_name(name, stamp),
         endpoint_config_name=p.versioned_name(name, stamp),
-        image_uri=check_image_uri(request.image_uri) if request.image_uri else lmi_image_uri(region,
-                                                                                               request.lmi_version),
+        image_uri=_image_for(request, region),
         instance_type=sizing.instance_type,
         instance_count=request.instance_count,
         region=region,
@@ -96,6 +97,23 @@ def build_plan(request: CreateRequest, now: datetime | None = None, s3_reader: C
         tags=p.tags_for(name, parse_tags(request.tags)),
         secrets={"HF_TOKEN": token} if token else {},
     )
+
+
+def _region_for(request: CreateRequest) -> str:
+    if not request.local:
+        return resolve_region(request)
+    try:
+        return resolve_region(request)
+    except ConfigError:
+        return LOCAL
+
+
+def _image_for(request: CreateRequest, region: str) -> str:
+    if request.image_uri:
+        return check_image_uri(request.image_uri)
+    if request.local:
+        return LOCAL_IMAGE
+    return lmi_image_uri(region, request.lmi_version)
 
 
 def _config(request: CreateRequest) -> LmiConfig:
