@@ -25,7 +25,7 @@ test: lint
 	$(BIN)/pytest
 
 demo: setup
-	bash scripts/demo.sh
+	$(BIN)/python scripts/demo.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
