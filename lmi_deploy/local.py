@@ -76,6 +76,11 @@ def free_port() -> int:
 
 
 def serve_command() -> list[str]:
+    """The runtime to start: $LMI_SERVE_COMMAND (a client-only environment can point at a runtime installed
+    elsewhere), else the lmi-serve next to this Python."""
+    override = os.environ.get("LMI_SERVE_COMMAND")
+    if override:
+        return [*override.split(), "serve"]
     beside = Path(sys.executable).with_name("lmi-serve")
     return [str(beside), "serve"] if beside.exists() else [sys.executable, "-m", "lmi_serve.cli", "serve"]
 

@@ -7,6 +7,7 @@ to exercise the client's failure paths. Everything else is moto's own behaviour.
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ class MotoServer:
         return {**CREDENTIALS, "AWS_ENDPOINT_URL": self.url}
 
     def start(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request is noise here
         self._patch()
         self._server.start()
 
