@@ -90,10 +90,13 @@ class VllmEngine:
         """Create the engine in a worker thread so the event loop keeps answering /ping meanwhile."""
         check_engine_args(engine_args)
         from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.usage.usage_lib import UsageContext
         from vllm.v1.engine.async_llm import AsyncLLM
 
         args = AsyncEngineArgs(**{"disable_log_stats": False, **engine_args})
-        llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
+        # The OpenAI server's usage context: vLLM then picks the same defaults as `vllm serve`
+        # (max_num_seqs, max_num_batched_tokens), so the two compare like for like.
+        llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args, usage_context=UsageContext.OPENAI_API_SERVER)
         tokenizer = llm.get_tokenizer()
         if inspect.isawaitable(tokenizer):  # async in some vLLM versions
             tokenizer = await tokenizer

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from lmi_deploy import __version__
+from lmi_deploy.cli.bench_cmd import bench
 from lmi_deploy.cli.config_cmd import config
 from lmi_deploy.cli.deploy_cmds import create, update
 from lmi_deploy.cli.endpoint_cmds import delete, describe, invoke, list_command, logs
@@ -35,10 +36,14 @@ def cli() -> None:
 
 
 cli.add_command(config)
-for command in (create, update, invoke, list_command, describe, logs, delete):
+for command in (create, update, invoke, list_command, describe, logs, delete, bench):
     cli.add_command(command)
 cli.add_command(options)
 
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

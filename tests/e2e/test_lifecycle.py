@@ -63,11 +63,14 @@ def test_properties_template_and_sigterm_under_load(tiny_model: Path, tmp_path: 
 
 
 def test_engine_death_fails_ping_and_exits_non_zero(tiny_model: Path, tmp_path: Path) -> None:
-    server = start_server({"OPTION_MODEL_ID": str(tiny_model)}, tmp_path / "log.txt")
+    server = start_server({"OPTION_MODEL_ID": str(tiny_model), "OPTION_MAX_MODEL_LEN": "2048"},
+                          tmp_path / "log.txt")
     try:
         lines: list[Any] = []
-        thread = stream_in_thread(server, 400, lines)
-        time.sleep(1.0)
+        thread = stream_in_thread(server, 2000, lines)  # several seconds of tokens: still running when killed
+        deadline = time.monotonic() + 30
+        while not lines and time.monotonic() < deadline:
+            time.sleep(0.02)
         engines = [p for p in psutil.Process(server.process.pid).children(recursive=True)
                    if "EngineCore" in " ".join(p.cmdline()) or "EngineCore" in p.name()]
         assert engines, "no EngineCore process found"

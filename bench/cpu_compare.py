@@ -1,0 +1,137 @@
+"""lmi-serve against vLLM's own OpenAI server, same engine arguments, same machine, one after the other.
+
+    .venv/bin/python bench/cpu_compare.py [--model DIR] [--concurrency 1,16] [--out bench/results/cpu.json]
+
+Starts each server on the tiny test model (CPU build of vLLM), runs `lmi-deploy bench` against it (streaming,
+fixed output length), stops it, and prints a markdown table with the ratios. Anyone can rerun it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+ENGINE = {"max_model_len": 2048, "enforce_eager": True, "dtype": "bfloat16", "max_num_seqs": 256}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(kind: str, model: str, port: int, log: Path) -> tuple[subprocess.Popen[bytes], float]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")}
+    if kind == "vllm":
+        command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model, "--port", str(port),
+                   "--served-model-name", "model", "--max-model-len", str(ENGINE["max_model_len"]),
+                   "--dtype", str(ENGINE["dtype"]), "--max-num-seqs", str(ENGINE["max_num_seqs"]),
+                   "--enforce-eager", "--disable-uvicorn-access-log"]
+    else:
+        command = [str(BIN / "lmi-serve"), "serve"]
+        env.update({"OPTION_MODEL_ID": model, "SAGEMAKER_BIND_TO_PORT": str(port),
+                    **{f"OPTION_{k.upper()}": str(v).lower() if isinstance(v, bool) else str(v)
+                       for k, v in ENGINE.items() if k != "max_num_seqs"},
+                    "OPTION_MAX_ROLLING_BATCH_SIZE": str(ENGINE["max_num_seqs"])})
+    started = time.perf_counter()
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    probe = "/ping" if kind == "lmi" else "/health"
+    while time.perf_counter() - started < 600:
+        if process.poll() is not None:
+            raise RuntimeError(f"{kind} exited: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url + probe, timeout=1).status_code == 200:
+                return process, time.perf_counter() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{kind} did not start")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def bench(target: str, url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    command = [str(BIN / "lmi-deploy"), "bench", "--target", target, "--url", url, "--model", "model",
+               "--concurrency", args.concurrency, "--requests", str(args.requests), "--input-tokens",
+               str(args.input_tokens), "--output-tokens", str(args.output_tokens), "--tokenizer", args.model,
+               "--label", "lmi-serve" if target == "lmi" else "vllm-server", "--output", "json"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    summaries: list[dict[str, Any]] = json.loads(result.stdout)
+    return summaries
+
+
+def table(runs: dict[str, Any]) -> str:
+    lines = ["| clients | server | out tok/s | TTFT mean / p50 ms | TPOT mean ms | latency mean ms | errors |",
+             "|---|---|---|---|---|---|---|"]
+    by = {(s["target"], s["concurrency"]): s for s in runs["vllm-server"] + runs["lmi-serve"]}
+    for level in sorted({c for _, c in by}):
+        for name in ("vllm-server", "lmi-serve"):
+            s = by[(name, level)]
+            lines.append(f"| {level} | {name} | {s['output_throughput']:.1f} | {s['ttft_ms']['mean']:.1f} / "
+                         f"{s['ttft_ms']['p50']:.1f} | {s['tpot_ms']['mean']:.2f} | {s['latency_ms']['mean']:.1f} | "
+                         f"{s['errors']} |")
+        ours, theirs = by[("lmi-serve", level)], by[("vllm-server", level)]
+        lines.append(f"| {level} | **ratio** | **{ours['output_throughput'] / theirs['output_throughput']:.3f}x** | "
+                     f"**{ours['ttft_ms']['mean'] / theirs['ttft_ms']['mean']:.3f}x / "
+                     f"{ours['ttft_ms']['p50'] / theirs['ttft_ms']['p50']:.3f}x** | "
+                     f"{ours['tpot_ms']['mean'] / theirs['tpot_ms']['mean']:.3f}x | "
+                     f"{ours['latency_ms']['mean'] / theirs['latency_ms']['mean']:.3f}x | |")
+    lines.append(f"| | cold start to ready | vllm-server {runs['startup_s']['vllm-server']:.1f} s | lmi-serve "
+                 f"{runs['startup_s']['lmi-serve']:.1f} s | | | |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model directory (default: the tiny test Mistral)")
+    parser.add_argument("--concurrency", default="1,16")
+    parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--input-tokens", type=int, default=256)
+    parser.add_argument("--output-tokens", type=int, default=128)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cpu.json")
+    args = parser.parse_args()
+    if not args.model:
+        from tests.tiny_models import cached_tiny_mistral
+
+        args.model = str(cached_tiny_mistral())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, Any] = {"machine": f"{platform.node()} {os.cpu_count()} cores", "date": time.strftime("%F"),
+                            "engine": ENGINE, "args": {k: str(v) for k, v in vars(args).items()}, "startup_s": {}}
+    for kind, target, name in (("vllm", "openai", "vllm-server"), ("lmi", "lmi", "lmi-serve")):
+        port = free_port()
+        process, startup = start(kind, args.model, port, args.out.with_suffix(f".{name}.log"))
+        runs["startup_s"][name] = round(startup, 2)
+        try:
+            runs[name] = bench(target, f"http://127.0.0.1:{port}", args)
+        finally:
+            stop(process)
+    args.out.write_text(json.dumps(runs, indent=1))
+    print(table(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# lmi-serve against `vllm serve` (the same vLLM, default engine arguments) on one GPU, one server at a time,
+# measured by `lmi-deploy bench` (streaming, 512 input / 256 output tokens, EOS ignored).
+#
+#   bash bench/gpu_compare.sh MODEL_DIR compare   # vllm serve, then lmi-serve defaults: 1, 64, 256 clients
+#   bash bench/gpu_compare.sh MODEL_DIR seed      # lmi-serve with the seed template's max_rolling_batch_size=64
+#
+# Writes "${OUT:-/tmp/out}"/<phase>.json (one bench summary list per server, cold starts) and server logs; with
+# py-spy on PATH, a 15 s profile of lmi-serve under the largest load (lmi-serve.collapsed, py-spy raw format).
+# Needs python3 with vLLM, lmi_deploy, lmi_serve (container/) and httpx importable (see shared/gpu/README.md).
+set -uo pipefail
+model=${1:?usage: gpu_compare.sh MODEL_DIR compare|seed}
+phase=${2:-compare}
+out=${OUT:-/tmp/out}
+levels=${LEVELS:-1,64,256}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 VLLM_USE_FLASHINFER_SAMPLER=0
+
+wait_ready() {  # PID URL LOG -> prints seconds from start to ready
+  local pid=$1 url=$2 log=$3 started=$4
+  for _ in $(seq 1 2400); do
+    if ! kill -0 "$pid" 2>/dev/null; then echo "server died" >&2; tail -30 "$log" >&2; return 1; fi
+    if curl -sf "$url" >/dev/null 2>&1; then python3 -c "import time; print(round(time.time() - $started, 2))"; return 0; fi
+    sleep 0.25
+  done
+  return 1
+}
+
+run_bench() {  # TARGET URL LABEL LEVELS
+  python3 -m lmi_deploy.cli.main bench --target "$1" --url "$2" --model model --label "$3" --concurrency "$4" \
+    --input-tokens 512 --output-tokens 256 --tokenizer "$model" --output json
+}
+
+serve() {  # NAME PORT -> starts a server in the background, sets PID
+  local name=$1 port=$2
+  started=$(python3 -c "import time; print(time.time())")
+  case $name in
+    vllm-serve) setsid python3 -m vllm.entrypoints.openai.api_server --model "$model" --port "$port" \
+                  --served-model-name model --disable-uvicorn-access-log > "$out/$name.log" 2>&1 & ;;
+    lmi-serve) setsid env OPTION_MODEL_ID="$model" SAGEMAKER_BIND_TO_PORT="$port" \
+                  python3 -m lmi_serve.cli serve > "$out/$name.log" 2>&1 & ;;
+    lmi-serve-seed) setsid env SERVING_LOAD_MODELS=test::Python=/opt/ml/model OPTION_MODEL_ID="$model" \
+                  OPTION_TENSOR_PARALLEL_DEGREE=max OPTION_MAX_ROLLING_BATCH_SIZE=64 OPTION_ROLLING_BATCH=vllm \
+                  SAGEMAKER_BIND_TO_PORT="$port" python3 -m lmi_serve.cli serve > "$out/$name.log" 2>&1 & ;;
+  esac
+  PID=$!
+}
+
+stop() { kill -TERM "$1" 2>/dev/null; for _ in $(seq 1 120); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.5; done; kill -KILL -- "-$1" 2>/dev/null; }
+
+measure() {  # NAME TARGET PROBE LEVELS
+  local name=$1 target=$2 probe=$3 lv=$4 port=$((8100 + RANDOM % 500))
+  serve "$name" "$port"
+  local ready
+  ready=$(wait_ready "$PID" "http://127.0.0.1:$port$probe" "$out/$name.log" "$started") || { stop "$PID"; return 1; }
+  echo "$name ready in $ready s" >&2
+  if [ "$name" = lmi-serve ] && command -v py-spy >/dev/null; then
+    (sleep 40; py-spy record --nonblocking -r 50 -d 15 -f raw -o "$out/lmi-serve.collapsed" -p "$PID" \
+       > "$out/py-spy.log" 2>&1) &
+  fi
+  run_bench "$target" "http://127.0.0.1:$port" "$name" "$lv" > "$out/$name.bench.json" 2> "$out/$name.bench.log"
+  stop "$PID"
+  python3 - "$out" "$name" "$ready" <<'PY'
+import json, sys
+out, name, ready = sys.argv[1], sys.argv[2], float(sys.argv[3])
+summaries = json.load(open(f"{out}/{name}.bench.json"))
+json.dump({"server": name, "ready_s": ready, "bench": summaries}, open(f"{out}/{name}.result.json", "w"), indent=1)
+for s in summaries:
+    print(f"{name:>15} c={s['concurrency']:>3} out={s['output_throughput']:>8.0f} tok/s ttft={s['ttft_ms']['mean']:>7.0f} ms "
+          f"tpot={s['tpot_ms']['mean']:>6.2f} ms err={s['errors']}")
+PY
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt"
+python3 -c "import vllm, torch; print('vllm', vllm.__version__, 'torch', torch.__version__)" >> "$out/gpu.txt"
+case $phase in
+  compare) measure vllm-serve openai /health "$levels"; measure lmi-serve lmi /ping "$levels" ;;
+  seed) measure lmi-serve-seed lmi /ping "${SEED_LEVELS:-256}" ;;
+esac
+cat "$out/gpu.txt"

@@ -1,0 +1,100 @@
+"""`lmi-deploy bench`: streaming load against lmi-serve, vLLM's server, or an endpoint; a table or JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lmi_deploy.errors import ConfigError
+
+
+@click.command()
+@click.option("--target", type=click.Choice(["lmi", "openai", "sagemaker"]), default="lmi", show_default=True,
+              help="lmi: lmi-serve /invocations; openai: vLLM's /v1/completions; sagemaker: an endpoint via boto3.")
+@click.option("--url", help="Server URL for lmi/openai targets, e.g. http://127.0.0.1:8080.")
+@click.option("--endpoint", help="Endpoint name for --target sagemaker (local endpoints included).")
+@click.option("--model", "served_model", default="", help="Model name for --target openai (its served name).")
+@click.option("--concurrency", default="1", show_default=True, help="Comma-separated client counts, e.g. 1,16,64.")
+@click.option("--requests", "requests_per_level", type=int, default=0,
+              help="Requests per concurrency level (default: 4 x concurrency, at least 8).")
+@click.option("--input-tokens", type=int, default=512, show_default=True)
+@click.option("--output-tokens", type=int, default=256, show_default=True)
+@click.option("--tokenizer", help="Tokenizer directory for prompts of exact token length (needs transformers).")
+@click.option("--prompts", "prompt_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="One prompt per line instead of random ones.")
+@click.option("--label", help="Name of this target in the results (default: --target).")
+@click.option("--warmup", type=int, default=2, show_default=True, help="Requests sent first and not counted.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write a PNG of throughput and latency.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def bench(target: str, url: str | None, endpoint: str | None, served_model: str, concurrency: str,
+          requests_per_level: int, input_tokens: int, output_tokens: int, tokenizer: str | None,
+          prompt_file: Path | None, label: str | None, warmup: int, plot_path: Path | None, output: str) -> None:
+    """Closed-loop streaming benchmark: throughput, TTFT, TPOT, ITL and latency (mean, p50, p90, p99)."""
+    from lmi_deploy import bench as b
+
+    levels = _levels(concurrency)
+    prompts = (prompt_file.read_text().splitlines() if prompt_file else
+               b.random_prompts(max(levels) * 4 + warmup, input_tokens, tokenizer=tokenizer))
+    summaries = asyncio.run(_run(target, url, endpoint, served_model, levels, requests_per_level, prompts,
+                                 output_tokens, warmup, label or target))
+    if plot_path:
+        b.plot(summaries, str(plot_path))
+    if output == "json":
+        click.echo(json.dumps(summaries, indent=2))
+        return
+    click.echo(f"{'target':<12} {'clients':>7} {'req':>5} {'err':>4} {'out tok/s':>10} {'TTFT ms':>9} "
+               f"{'p99':>9} {'TPOT ms':>8} {'ITL ms':>8} {'latency ms':>11}")
+    for s in summaries:
+        click.echo(f"{s['target']:<12} {s['concurrency']:>7} {s['requests']:>5} {s['errors']:>4} "
+                   f"{s['output_throughput']:>10.1f} {s['ttft_ms']['mean']:>9.1f} {s['ttft_ms']['p99']:>9.1f} "
+                   f"{s['tpot_ms']['mean']:>8.2f} {s['itl_ms']['mean']:>8.2f} {s['latency_ms']['mean']:>11.1f}")
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        levels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1:
+        raise ConfigError(f"--concurrency {text} is not a list of positive integers.", fix="e.g. --concurrency 1,16")
+    return levels
+
+
+async def _run(target: str, url: str | None, endpoint: str | None, served_model: str, levels: list[int],
+               per_level: int, prompts: list[str], output_tokens: int, warmup: int, label: str
+               ) -> list[dict[str, Any]]:
+    import httpx
+
+    from lmi_deploy import bench as b
+
+    limits = httpx.Limits(max_connections=max(levels) + 8, max_keepalive_connections=max(levels) + 8)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(3600.0), limits=limits) as client:
+        send = _target(target, url, endpoint, served_model, client)
+        if warmup:
+            await b.run_load(send, prompts, output_tokens, 1, warmup)
+        summaries = []
+        for level in levels:
+            count = per_level or max(8, 4 * level)
+            click.echo(f"{label}: {level} clients, {count} requests", err=True)
+            results, duration = await b.run_load(send, prompts[warmup:] or prompts, output_tokens, level, count,
+                                                 b.stderr_progress)
+            summaries.append(b.summarize(label, level, results, duration).as_dict())
+    return summaries
+
+
+def _target(target: str, url: str | None, endpoint: str | None, served_model: str, client: Any) -> Any:
+    from lmi_deploy import bench as b
+
+    if target == "sagemaker":
+        if not endpoint:
+            raise ConfigError("--target sagemaker needs --endpoint NAME.", fix="pass --endpoint")
+        from lmi_deploy.api import runtime_for
+
+        return b.sagemaker_target(endpoint, runtime_for(endpoint))
+    if not url:
+        raise ConfigError(f"--target {target} needs --url.", fix="pass --url http://127.0.0.1:8080")
+    return b.lmi_target(url, client) if target == "lmi" else b.openai_target(url, client, served_model)
