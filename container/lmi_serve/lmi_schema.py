@@ -14,6 +14,7 @@ from typing import Any
 
 from lmi_serve.errors import BadRequest
 from lmi_serve.generation import Completion, GenerationParams, Token
+from lmi_serve.jsontext import dumps, token_line
 from lmi_serve.protocol import LmiParameters, LmiRequest
 from lmi_serve.serving import Generator, Prepared
 
@@ -64,8 +65,8 @@ class LmiService:
                                                                                                strict=True)]
         return results[0] if isinstance(request.inputs, str) else results
 
-    def open_stream(self, request: LmiRequest) -> AsyncIterator[dict[str, Any]]:
-        """Check the request (raising before any byte is sent), then stream its token objects."""
+    def open_stream(self, request: LmiRequest) -> AsyncIterator[list[str]]:
+        """Check the request (raising before any byte is sent), then stream JSON lines, chunk by chunk."""
         if not isinstance(request.inputs, str):
             if len(request.inputs) != 1:
                 raise BadRequest("streaming takes one input; send a string or a list of one", param="inputs")
@@ -74,20 +75,20 @@ class LmiService:
         self._generator.check_capacity()
         return self._stream(request, prepared)
 
-    async def _stream(self, request: LmiRequest, prepared: Prepared) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(self, request: LmiRequest, prepared: Prepared) -> AsyncIterator[list[str]]:
+        """One list of JSON texts per engine chunk: a token object per token, the last adding the result."""
         completion = Completion()
+        top_n = request.parameters.top_n_tokens
         with self._generator.acquire():
             async for chunk in self._generator.stream(prepared):
                 completion.add(chunk)
-                for index, token in enumerate(chunk.tokens):
-                    line: dict[str, Any] = {"token": _token(token, request.parameters.top_n_tokens)}
-                    if chunk.finished and index == len(chunk.tokens) - 1:
-                        line.update(self._result(str(request.inputs), completion, request.parameters,
-                                                 always_details=True))
-                    yield line
-                if chunk.finished and not chunk.tokens:  # finished without a new token
-                    yield {"token": None, **self._result(str(request.inputs), completion, request.parameters,
-                                                          always_details=True)}
+                texts = [token_line(t) if not top_n else dumps({"token": _token(t, top_n)}) for t in chunk.tokens]
+                if chunk.finished:
+                    last: dict[str, Any] = {"token": _token(chunk.tokens[-1], top_n) if chunk.tokens else None}
+                    last.update(self._result(str(request.inputs), completion, request.parameters,
+                                             always_details=True))
+                    texts[-1:] = [dumps(last)]
+                yield texts
 
     @staticmethod
     def _result(inputs: str, completion: Completion, parameters: LmiParameters, always_details: bool = False

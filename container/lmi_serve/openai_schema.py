@@ -10,6 +10,7 @@ from typing import Any
 
 from lmi_serve.errors import BadRequest
 from lmi_serve.generation import Completion, FinishReason, GenerationParams
+from lmi_serve.jsontext import dumps
 from lmi_serve.protocol import ChatRequest, CompletionRequest
 from lmi_serve.serving import Generator, Prepared
 
@@ -80,12 +81,16 @@ class OpenAIService:
             choice["logprobs"] = _completion_logprobs(completion) if prepared.params.logprobs is not None else None
         return self._envelope(chat, [choice], usage=_usage(prepared, completion))
 
-    def open_stream(self, request: ChatRequest | CompletionRequest) -> AsyncIterator[dict[str, Any]]:
+    def open_stream(self, request: ChatRequest | CompletionRequest) -> AsyncIterator[list[str]]:
         prepared = self.prepare_chat(request) if isinstance(request, ChatRequest) else self.prepare_completion(request)
         self._generator.check_capacity()
         return self._stream(isinstance(request, ChatRequest), prepared, request.include_usage())
 
-    async def _stream(self, chat: bool, prepared: Prepared, include_usage: bool) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(self, chat: bool, prepared: Prepared, include_usage: bool) -> AsyncIterator[list[str]]:
+        async for event in self._events(chat, prepared, include_usage):
+            yield [dumps(event)]
+
+    async def _events(self, chat: bool, prepared: Prepared, include_usage: bool) -> AsyncIterator[dict[str, Any]]:
         completion = Completion()
         envelope = self._envelope(chat, [], chunk=True)
         if chat:

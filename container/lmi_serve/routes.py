@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from lmi_serve.errors import BadRequest, PayloadTooLarge, RequestError, error_body, from_validation_error
+from lmi_serve.jsontext import dumps
 from lmi_serve.protocol import ChatRequest, CompletionRequest, LmiRequest
 from lmi_serve.state import AppState
 
@@ -148,24 +149,26 @@ def _error(exc: RequestError, status: int | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=code, headers=exc.headers)
 
 
-def _stream(events: AsyncIterator[dict[str, Any]], sse: bool, done_marker: bool) -> StreamingResponse:
+def _stream(events: AsyncIterator[list[str]], sse: bool, done_marker: bool) -> StreamingResponse:
     return StreamingResponse(_frames(events, sse, done_marker), media_type=SSE if sse else JSONLINES,
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-async def _frames(events: AsyncIterator[dict[str, Any]], sse: bool, done_marker: bool) -> AsyncIterator[bytes]:
-    """Frames as produced; an error after the headers ends the stream with an error line, never silently."""
+async def _frames(events: AsyncIterator[list[str]], sse: bool, done_marker: bool) -> AsyncIterator[bytes]:
+    """One write per engine chunk (all its lines), as produced; an error after the headers ends the stream
+    with an error line, never silently."""
     try:
-        async for event in events:
-            yield _frame(event, sse)
+        async for texts in events:
+            yield _frame(texts, sse)
     except Exception as exc:
         _, body = error_body(exc)
-        yield _frame(body, sse)
+        yield _frame([dumps(body)], sse)
         return
     if done_marker:
         yield b"data: [DONE]\n\n"
 
 
-def _frame(event: dict[str, Any], sse: bool) -> bytes:
-    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-    return f"data: {text}\n\n".encode() if sse else f"{text}\n".encode()
+def _frame(texts: list[str], sse: bool) -> bytes:
+    if sse:
+        return "".join(f"data: {text}\n\n" for text in texts).encode()
+    return ("\n".join(texts) + "\n").encode()

@@ -27,7 +27,8 @@ from lmi_deploy.errors import ConfigError
 @click.option("--prompts", "prompt_file", type=click.Path(path_type=Path, dir_okay=False),
               help="One prompt per line instead of random ones.")
 @click.option("--label", help="Name of this target in the results (default: --target).")
-@click.option("--warmup", type=int, default=2, show_default=True, help="Requests sent first and not counted.")
+@click.option("--warmup", type=int, default=2, show_default=True,
+              help="Per level: warm-up requests x concurrency, sent first at that concurrency and not counted.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write a PNG of throughput and latency.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def bench(target: str, url: str | None, endpoint: str | None, served_model: str, concurrency: str,
@@ -37,9 +38,13 @@ def bench(target: str, url: str | None, endpoint: str | None, served_model: str,
     from lmi_deploy import bench as b
 
     levels = _levels(concurrency)
-    prompts = (prompt_file.read_text().splitlines() if prompt_file else
-               b.random_prompts(max(levels) * 4 + warmup, input_tokens, tokenizer=tokenizer))
-    summaries = asyncio.run(_run(target, url, endpoint, served_model, levels, requests_per_level, prompts,
+    fixed = prompt_file.read_text().splitlines() if prompt_file else None
+
+    def prompts_for(seed: int, count: int) -> list[str]:
+        """Fresh random prompts per phase, so prefix caching cannot reuse an earlier phase's prefill."""
+        return fixed or b.random_prompts(count, input_tokens, seed=seed, tokenizer=tokenizer)
+
+    summaries = asyncio.run(_run(target, url, endpoint, served_model, levels, requests_per_level, prompts_for,
                                  output_tokens, warmup, label or target))
     if plot_path:
         b.plot(summaries, str(plot_path))
@@ -65,7 +70,7 @@ def _levels(text: str) -> list[int]:
 
 
 async def _run(target: str, url: str | None, endpoint: str | None, served_model: str, levels: list[int],
-               per_level: int, prompts: list[str], output_tokens: int, warmup: int, label: str
+               per_level: int, prompts_for: Any, output_tokens: int, warmup: int, label: str
                ) -> list[dict[str, Any]]:
     import httpx
 
@@ -74,13 +79,14 @@ async def _run(target: str, url: str | None, endpoint: str | None, served_model:
     limits = httpx.Limits(max_connections=max(levels) + 8, max_keepalive_connections=max(levels) + 8)
     async with httpx.AsyncClient(timeout=httpx.Timeout(3600.0), limits=limits) as client:
         send = _target(target, url, endpoint, served_model, client)
-        if warmup:
-            await b.run_load(send, prompts, output_tokens, 1, warmup)
         summaries = []
         for level in levels:
             count = per_level or max(8, 4 * level)
+            if warmup:  # new batch shapes are slow the first time (kernels, graphs): not measured
+                await b.run_load(send, prompts_for(10_000 + level, warmup * level), output_tokens, level,
+                                 warmup * level)
             click.echo(f"{label}: {level} clients, {count} requests", err=True)
-            results, duration = await b.run_load(send, prompts[warmup:] or prompts, output_tokens, level, count,
+            results, duration = await b.run_load(send, prompts_for(level, count), output_tokens, level, count,
                                                  b.stderr_progress)
             summaries.append(b.summarize(label, level, results, duration).as_dict())
     return summaries
