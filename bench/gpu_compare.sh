@@ -28,7 +28,7 @@ wait_ready() {  # PID URL LOG -> prints seconds from start to ready
 
 run_bench() {  # TARGET URL LABEL LEVELS
   python3 -m lmi_deploy.cli.main bench --target "$1" --url "$2" --model model --label "$3" --concurrency "$4" \
-    --input-tokens 512 --output-tokens 256 --tokenizer "$model" --warmup 1 --output json
+    --input-tokens 512 --output-tokens 256 --tokenizer "$model" --warmup 1 --processes 8 --output json
 }
 
 serve() {  # NAME PORT -> starts a server in the background, sets PID

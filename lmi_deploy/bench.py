@@ -11,6 +11,7 @@ import asyncio
 import json
 import math
 import random
+import re
 import statistics
 import sys
 import time
@@ -110,41 +111,49 @@ Send = Callable[[str, int], AsyncIterator[int]]  # (prompt, output tokens) -> to
 
 
 def lmi_target(url: str, client: Any) -> Send:
-    """lmi-serve (or the LMI container): POST /invocations, LMI schema, jsonlines stream, one token per line."""
+    """lmi-serve (or the LMI container): POST /invocations, LMI schema, jsonlines stream, one token per line.
+    Lines are counted in the raw bytes (parsing every line costs the client more than the server)."""
     async def send(prompt: str, output_tokens: int) -> AsyncIterator[int]:
         body = {"inputs": prompt, "stream": True,
                 "parameters": {"max_new_tokens": output_tokens, "ignore_eos_token": True}}
         async with client.stream("POST", url.rstrip("/") + "/invocations", json=body) as response:
             if response.status_code != 200:
                 raise RuntimeError(f"HTTP {response.status_code}: {(await response.aread())[:200]!r}")
-            async for line in response.aiter_lines():
-                if line.strip():
-                    event = json.loads(line)
-                    if "error" in event:
-                        raise RuntimeError(str(event["error"]))
-                    yield 1
+            tail = b""
+            async for data in response.aiter_bytes():
+                lines = data.count(b"\n")
+                if lines:
+                    yield lines
+                tail = (tail + data)[-8192:]
+            last = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+            if last.startswith(b'{"error"'):
+                raise RuntimeError(json.loads(last)["error"])
 
     return send
 
 
+_USAGE = re.compile(rb'"completion_tokens":\s*(\d+)')
+
+
 def openai_target(url: str, client: Any, model: str) -> Send:
-    """vLLM's OpenAI server: POST /v1/completions, SSE stream, tokens counted from the usage chunk."""
+    """vLLM's OpenAI server: POST /v1/completions, SSE stream, tokens from the usage each chunk carries."""
     async def send(prompt: str, output_tokens: int) -> AsyncIterator[int]:
         body = {"model": model, "prompt": prompt, "max_tokens": output_tokens, "ignore_eos": True, "stream": True,
                 "stream_options": {"include_usage": True, "continuous_usage_stats": True}, "temperature": 0}
-        last = 0
+        last, carry = 0, b""
         async with client.stream("POST", url.rstrip("/") + "/v1/completions", json=body) as response:
             if response.status_code != 200:
                 raise RuntimeError(f"HTTP {response.status_code}: {(await response.aread())[:200]!r}")
-            async for line in response.aiter_lines():
-                if not line.startswith("data:") or line.strip() == "data: [DONE]":
-                    continue
-                event = json.loads(line[5:])
-                usage = event.get("usage") or {}
-                total = int(usage.get("completion_tokens") or last + (1 if event.get("choices") else 0))
+            async for data in response.aiter_bytes():
+                window = carry + data
+                counts = _USAGE.findall(window)
+                carry = window[-64:]
+                total = int(counts[-1]) if counts else last
                 if total > last:
                     yield total - last
                     last = total
+                elif not counts and b"data:" in data and b'"error"' in data:
+                    raise RuntimeError(data[:200].decode(errors="replace"))
 
     return send
 
@@ -218,6 +227,59 @@ async def run_load(send: Send, prompts: list[str], output_tokens: int, concurren
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     return results, time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What a worker process needs to rebuild a target (targets hold clients, which do not pickle)."""
+
+    kind: str  # lmi | openai | sagemaker
+    url: str = ""
+    model: str = ""
+    endpoint: str = ""
+
+
+def make_target(spec: TargetSpec, client: Any) -> Send:
+    if spec.kind == "sagemaker":
+        from lmi_deploy.api import runtime_for
+
+        return sagemaker_target(spec.endpoint, runtime_for(spec.endpoint))
+    return lmi_target(spec.url, client) if spec.kind == "lmi" else openai_target(spec.url, client, spec.model)
+
+
+async def _worker_load(spec: TargetSpec, prompts: list[str], output_tokens: int, concurrency: int, requests: int,
+                       start_at: float) -> tuple[list[RequestResult], float, float]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(3600.0), limits=limits) as client:
+        send = make_target(spec, client)
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        started = time.time()
+        results, _ = await run_load(send, prompts, output_tokens, concurrency, requests, stderr_progress)
+        return results, started, time.time()
+
+
+def _worker(args: tuple[TargetSpec, list[str], int, int, int, float]) -> tuple[list[dict[str, Any]], float, float]:
+    results, started, ended = asyncio.run(_worker_load(*args))
+    return [asdict(r) for r in results], started, ended
+
+
+def run_load_processes(spec: TargetSpec, prompts: list[str], output_tokens: int, concurrency: int, requests: int,
+                       processes: int) -> tuple[list[RequestResult], float]:
+    """The same closed loop spread over worker processes (one Python process cannot parse thousands of
+    streamed events a second); all start at one instant, and the wall time spans all of them."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    processes = max(1, min(processes, concurrency))
+    start_at = time.time() + 2.0 + 0.5 * processes
+    shares = [(spec, prompts[i::processes] or prompts, output_tokens, concurrency // processes + (i < concurrency %
+              processes), requests // processes + (i < requests % processes), start_at) for i in range(processes)]
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        outcomes = list(pool.map(_worker, shares))
+    results = [RequestResult(**r) for rows, _, _ in outcomes for r in rows]
+    return results, max(e for _, _, e in outcomes) - min(s for _, s, _ in outcomes)
 
 
 def stderr_progress(done: int, total: int) -> None:

@@ -25,6 +25,7 @@ log = logging.getLogger("lmi_serve")
 
 GRACE_PERIOD_S = 60  # SIGTERM: how long in-flight requests may take to finish
 HEALTH_POLL_S = 0.5
+KEEP_ALIVE_S = 75  # longer than the load balancer's idle timeout in front of it, as AWS recommends
 
 
 def model_cache_dir() -> Path:
@@ -39,7 +40,8 @@ class Runner:
         self.state = AppState(settings)
         app = create_app(self.state, loader=self.load)
         config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port, log_level="info",
-                                timeout_graceful_shutdown=GRACE_PERIOD_S, access_log=False)
+                                timeout_graceful_shutdown=GRACE_PERIOD_S, access_log=False,
+                                timeout_keep_alive=KEEP_ALIVE_S)
         self.server = uvicorn.Server(config)
 
     def run(self) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,14 @@ from lmi_deploy.errors import ConfigError
 @click.option("--label", help="Name of this target in the results (default: --target).")
 @click.option("--warmup", type=int, default=2, show_default=True,
               help="Per level: warm-up requests x concurrency, sent first at that concurrency and not counted.")
+@click.option("--processes", type=int, default=1, show_default=True,
+              help="Client processes sharing the load (use several for hundreds of clients).")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write a PNG of throughput and latency.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def bench(target: str, url: str | None, endpoint: str | None, served_model: str, concurrency: str,
           requests_per_level: int, input_tokens: int, output_tokens: int, tokenizer: str | None,
-          prompt_file: Path | None, label: str | None, warmup: int, plot_path: Path | None, output: str) -> None:
+          prompt_file: Path | None, label: str | None, warmup: int, processes: int, plot_path: Path | None,
+          output: str) -> None:
     """Closed-loop streaming benchmark: throughput, TTFT, TPOT, ITL and latency (mean, p50, p90, p99)."""
     from lmi_deploy import bench as b
 
@@ -44,8 +46,19 @@ def bench(target: str, url: str | None, endpoint: str | None, served_model: str,
         """Fresh random prompts per phase, so prefix caching cannot reuse an earlier phase's prefill."""
         return fixed or b.random_prompts(count, input_tokens, seed=seed, tokenizer=tokenizer)
 
-    summaries = asyncio.run(_run(target, url, endpoint, served_model, levels, requests_per_level, prompts_for,
-                                 output_tokens, warmup, label or target))
+    spec = b.TargetSpec(target, url or "", served_model, endpoint or "")
+    _check_target(spec)
+    plan = [(level, requests_per_level or max(8, 4 * level)) for level in levels]
+    # every prompt is made before any load, so connections never sit idle between phases
+    phases = [(level, count, prompts_for(10_000 + level, warmup * level) if warmup else [],
+               prompts_for(level, count)) for level, count in plan]
+    summaries = []
+    for level, count, warm, measured in phases:
+        if warm:
+            b.run_load_processes(spec, warm, output_tokens, level, len(warm), processes)
+        click.echo(f"{label or target}: {level} clients, {count} requests", err=True)
+        results, duration = b.run_load_processes(spec, measured, output_tokens, level, count, processes)
+        summaries.append(b.summarize(label or target, level, results, duration).as_dict())
     if plot_path:
         b.plot(summaries, str(plot_path))
     if output == "json":
@@ -69,38 +82,8 @@ def _levels(text: str) -> list[int]:
     return levels
 
 
-async def _run(target: str, url: str | None, endpoint: str | None, served_model: str, levels: list[int],
-               per_level: int, prompts_for: Any, output_tokens: int, warmup: int, label: str
-               ) -> list[dict[str, Any]]:
-    import httpx
-
-    from lmi_deploy import bench as b
-
-    limits = httpx.Limits(max_connections=max(levels) + 8, max_keepalive_connections=max(levels) + 8)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(3600.0), limits=limits) as client:
-        send = _target(target, url, endpoint, served_model, client)
-        summaries = []
-        for level in levels:
-            count = per_level or max(8, 4 * level)
-            if warmup:  # new batch shapes are slow the first time (kernels, graphs): not measured
-                await b.run_load(send, prompts_for(10_000 + level, warmup * level), output_tokens, level,
-                                 warmup * level)
-            click.echo(f"{label}: {level} clients, {count} requests", err=True)
-            results, duration = await b.run_load(send, prompts_for(level, count), output_tokens, level, count,
-                                                 b.stderr_progress)
-            summaries.append(b.summarize(label, level, results, duration).as_dict())
-    return summaries
-
-
-def _target(target: str, url: str | None, endpoint: str | None, served_model: str, client: Any) -> Any:
-    from lmi_deploy import bench as b
-
-    if target == "sagemaker":
-        if not endpoint:
-            raise ConfigError("--target sagemaker needs --endpoint NAME.", fix="pass --endpoint")
-        from lmi_deploy.api import runtime_for
-
-        return b.sagemaker_target(endpoint, runtime_for(endpoint))
-    if not url:
-        raise ConfigError(f"--target {target} needs --url.", fix="pass --url http://127.0.0.1:8080")
-    return b.lmi_target(url, client) if target == "lmi" else b.openai_target(url, client, served_model)
+def _check_target(spec: Any) -> None:
+    if spec.kind == "sagemaker" and not spec.endpoint:
+        raise ConfigError("--target sagemaker needs --endpoint NAME.", fix="pass --endpoint")
+    if spec.kind != "sagemaker" and not spec.url:
+        raise ConfigError(f"--target {spec.kind} needs --url.", fix="pass --url http://127.0.0.1:8080")
