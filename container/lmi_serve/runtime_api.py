@@ -30,27 +30,32 @@ def _check_name(name: str) -> Response | None:
     return None
 
 
-@router.post("/endpoints/{name}/invocations")
-async def invoke_endpoint(name: str, request: Request) -> Response:
+async def _container_response(name: str, request: Request) -> tuple[Response, Response | None]:
+    """The container's own answer, and the error SageMaker would return instead (a wrong name, a 4xx/5xx)."""
     refused = _check_name(name)
     if refused is not None:
-        return refused
+        return refused, refused
     response = await invocations(request)
-    body = await _body_of(response)
     if response.status_code >= 400:
-        return _model_error(response.status_code, body)
+        return response, _model_error(response.status_code, await _body_of(response))
+    return response, None
+
+
+@router.post("/endpoints/{name}/invocations")
+async def invoke_endpoint(name: str, request: Request) -> Response:
+    response, error = await _container_response(name, request)
+    if error is not None:
+        return error
+    body = await _body_of(response)
     return Response(body, media_type=response.media_type or "application/json",
                     headers={"x-Amzn-Invoked-Production-Variant": VARIANT})
 
 
 @router.post("/endpoints/{name}/invocations-response-stream")
 async def invoke_endpoint_with_response_stream(name: str, request: Request) -> Response:
-    refused = _check_name(name)
-    if refused is not None:
-        return refused
-    response = await invocations(request)
-    if response.status_code >= 400:
-        return _model_error(response.status_code, await _body_of(response))
+    response, error = await _container_response(name, request)
+    if error is not None:
+        return error
     part_bytes = int(os.environ.get(PART_BYTES_ENV, "0") or 0)
     return StreamingResponse(_events(response, part_bytes), media_type=EVENTSTREAM,
                              headers={"x-Amzn-Invoked-Production-Variant": VARIANT,
