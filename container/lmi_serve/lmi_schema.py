@@ -45,15 +45,15 @@ class LmiService:
         self._generator = generator
         self._default_max_new_tokens = default_max_new_tokens
 
-    def _prepare_all(self, request: LmiRequest) -> list[Prepared]:
+    async def _prepare_all(self, request: LmiRequest) -> list[Prepared]:
         params = to_generation_params(request.parameters, self._default_max_new_tokens)
         if isinstance(request.inputs, str):
-            return [self._generator.prepare(request.inputs, params, "inputs")]
-        return [self._generator.prepare(text, params, f"inputs[{i}]") for i, text in enumerate(request.inputs)]
+            return [await self._generator.prepare(request.inputs, params, "inputs")]
+        return [await self._generator.prepare(text, params, f"inputs[{i}]") for i, text in enumerate(request.inputs)]
 
     async def respond(self, request: LmiRequest) -> dict[str, Any] | list[dict[str, Any]]:
         """The whole response; every input is checked before any is generated."""
-        prepared = self._prepare_all(request)
+        prepared = await self._prepare_all(request)
         inputs = [request.inputs] if isinstance(request.inputs, str) else request.inputs
         with self._generator.acquire(len(prepared)):
             try:
@@ -65,13 +65,13 @@ class LmiService:
                                                                                                strict=True)]
         return results[0] if isinstance(request.inputs, str) else results
 
-    def open_stream(self, request: LmiRequest) -> AsyncIterator[list[str]]:
+    async def open_stream(self, request: LmiRequest) -> AsyncIterator[list[str]]:
         """Check the request (raising before any byte is sent), then stream JSON lines, chunk by chunk."""
         if not isinstance(request.inputs, str):
             if len(request.inputs) != 1:
                 raise BadRequest("streaming takes one input; send a string or a list of one", param="inputs")
             request = request.model_copy(update={"inputs": request.inputs[0]})
-        (prepared,) = self._prepare_all(request)
+        (prepared,) = await self._prepare_all(request)
         self._generator.check_capacity()
         return self._stream(request, prepared)
 

@@ -49,24 +49,29 @@ class OpenAIService:
         self._default_max = default_max_new_tokens
         self._chat_template = chat_template
 
-    def prepare_chat(self, request: ChatRequest) -> Prepared:
+    async def prepare_chat(self, request: ChatRequest) -> Prepared:
         messages = [m.as_template_input() for m in request.messages]
         try:
-            prompt = self._generator.engine.tokenizer.render_chat(messages, self._chat_template)
+            prompt = await self._generator.render_chat(messages, self._chat_template)
         except Exception as exc:  # the model has no chat template, or it rejects these messages
             raise BadRequest(f"messages could not be rendered with the chat template: {exc}. Deploy with "
                              "option.chat_template if the model has none", param="messages") from None
         logprobs = (request.top_logprobs or 0) if request.logprobs else None
         params = _params(request, request.max_completion_tokens or request.max_tokens, self._default_max, logprobs)
-        return self._generator.prepare(prompt, params, "messages")
+        return await self._generator.prepare(prompt, params, "messages")
 
-    def prepare_completion(self, request: CompletionRequest) -> Prepared:
+    async def prepare_completion(self, request: CompletionRequest) -> Prepared:
         params = _params(request, request.max_tokens, self._default_max, request.logprobs)
-        return self._generator.prepare(request.prompt, params, "prompt")
+        return await self._generator.prepare(request.prompt, params, "prompt")
+
+    async def _prepare(self, request: ChatRequest | CompletionRequest) -> Prepared:
+        if isinstance(request, ChatRequest):
+            return await self.prepare_chat(request)
+        return await self.prepare_completion(request)
 
     async def respond(self, request: ChatRequest | CompletionRequest) -> dict[str, Any]:
         chat = isinstance(request, ChatRequest)
-        prepared = self.prepare_chat(request) if isinstance(request, ChatRequest) else self.prepare_completion(request)
+        prepared = await self._prepare(request)
         with self._generator.acquire():
             completion = await self._generator.complete(prepared)
         text = completion.text
@@ -81,8 +86,8 @@ class OpenAIService:
             choice["logprobs"] = _completion_logprobs(completion) if prepared.params.logprobs is not None else None
         return self._envelope(chat, [choice], usage=_usage(prepared, completion))
 
-    def open_stream(self, request: ChatRequest | CompletionRequest) -> AsyncIterator[list[str]]:
-        prepared = self.prepare_chat(request) if isinstance(request, ChatRequest) else self.prepare_completion(request)
+    async def open_stream(self, request: ChatRequest | CompletionRequest) -> AsyncIterator[list[str]]:
+        prepared = await self._prepare(request)
         self._generator.check_capacity()
         return self._stream(isinstance(request, ChatRequest), prepared, request.include_usage())
 

@@ -76,11 +76,11 @@ async def _dispatch(request: Request, body: dict[str, Any] | RequestError, schem
             lmi = _parse(LmiRequest, body)
             if lmi.stream:
                 sse = SSE in request.headers.get("accept", "") or state.output_formatter == "sse"
-                return _stream(state.lmi.open_stream(lmi), sse=sse, done_marker=False)
+                return _stream(await state.lmi.open_stream(lmi), sse=sse, done_marker=False)
             return JSONResponse(await _unless_disconnected(request, state.lmi.respond(lmi)))
         openai = _parse(ChatRequest if schema == "chat" else CompletionRequest, body)
         if openai.stream:
-            return _stream(state.openai.open_stream(openai), sse=True, done_marker=True)
+            return _stream(await state.openai.open_stream(openai), sse=True, done_marker=True)
         return JSONResponse(await _unless_disconnected(request, state.openai.respond(openai)))
     except RequestError as exc:
         return _error(exc)

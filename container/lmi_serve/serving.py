@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 from lmi_serve.errors import BadRequest, EngineFailure, GenerationTimeout, NotReady, Overloaded
@@ -50,6 +51,9 @@ class Generator:
         self._job_queue_size = job_queue_size
         self._predict_timeout_s = predict_timeout_s
         self.in_flight = 0
+        # Tokenizing and chat rendering run on one worker thread, as in vLLM's own server: a fast tokenizer
+        # releases the GIL while it encodes, so the event loop keeps streaming tokens to other clients.
+        self._tokenizer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmi-tokenizer")
 
     @property
     def engine(self) -> Engine:
@@ -73,10 +77,17 @@ class Generator:
         self.in_flight += count
         return Slot(self, count)
 
-    def prepare(self, prompt: str, params: GenerationParams, param_name: str) -> Prepared:
-        """Tokenize and check the prompt against max_model_len; cap max_new_tokens to what fits."""
+    async def render_chat(self, messages: Sequence[dict[str, object]], template: str | None) -> str:
+        """The chat prompt for `messages`, rendered off the event loop."""
+        tokenizer = self.engine.tokenizer
+        return await asyncio.get_running_loop().run_in_executor(
+            self._tokenizer_pool, tokenizer.render_chat, messages, template)
+
+    async def prepare(self, prompt: str, params: GenerationParams, param_name: str) -> Prepared:
+        """Tokenize (off the event loop) and check the prompt against max_model_len; cap max_new_tokens to
+        what fits."""
         engine = self.engine
-        ids = engine.tokenizer.encode(prompt)
+        ids = await asyncio.get_running_loop().run_in_executor(self._tokenizer_pool, engine.tokenizer.encode, prompt)
         limit = engine.max_model_len
         if not ids:
             raise BadRequest(f"{param_name} is empty after tokenization", param=param_name)
