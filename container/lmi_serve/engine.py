@@ -47,19 +47,16 @@ def check_engine_args(engine_args: Mapping[str, Any]) -> None:
 
 
 def check_architecture(model_dir: Path) -> None:
-    """Fail at once, naming the family, when vLLM has no implementation of the model's architecture."""
+    """Fail at once, naming the family and what to use instead, when this vLLM cannot serve the model."""
+    import vllm
     from vllm import ModelRegistry
 
+    from lmi_serve.families import unsupported_message
+
     config = json.loads((model_dir / "config.json").read_text())
-    architectures = config.get("architectures") or []
-    supported = set(ModelRegistry.get_supported_archs())
-    if architectures and not any(arch in supported for arch in architectures):
-        family = config.get("model_type", "unknown")
-        raise EngineStartError(
-            f"model family {family!r} (architecture {', '.join(architectures)}) is not supported by this vLLM. "
-            "Fix: use a model of a supported family (docs/supported-models.md) or an lmi-serve image with a "
-            "vLLM that supports it."
-        )
+    message = unsupported_message(config, set(ModelRegistry.get_supported_archs()), vllm.__version__)
+    if message is not None:
+        raise EngineStartError(message)
 
 
 class VllmTokenizer:
