@@ -19,6 +19,7 @@ from lmi_deploy.options.render import to_properties
 from lmi_deploy.options.resolve import LmiConfig
 from lmi_deploy.sizing import hub
 from lmi_deploy.sizing.model_facts import ModelFacts, facts_from_config, from_catalog, read_local
+from lmi_deploy.sizing.quantization import check_quantize
 from lmi_deploy.sizing.sizing import Sizing, SizingInput, size
 
 ConfigReader = Callable[[str], dict[str, Any]]  # s3://... -> config.json contents
@@ -64,6 +65,7 @@ def build_plan(request: CreateRequest, now: datetime | None = None, s3_reader: C
     if not model_id:
         raise ConfigError("no model given.", fix="pass --model ID (Hub id, local directory or s3:// prefix)")
     facts = load_facts(request, model_id, config, s3_reader)
+    check_quantize(config.options.get("quantize", config.passthrough.get("quantization")), facts)
     sizing = size(_sizing_input(request, config, facts))
     _check_trust(config, facts)
     name = p.check_name(request.name or p.default_name(model_id))
