@@ -8,7 +8,9 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from lmi_serve.metrics import MetricsMiddleware
 from lmi_serve.routes import router
@@ -42,5 +44,12 @@ def create_app(state: AppState, loader: Loader | None = None) -> FastAPI:
     app.state.lmi = state
     app.include_router(router)
     app.include_router(runtime_router)
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_middleware(MetricsMiddleware, metrics=lambda: state.metrics)
     return app
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    """Unknown paths and wrong methods answer in the same JSON error shape as every other error."""
+    return JSONResponse({"error": f"{request.method} {request.url.path}: {exc.detail}", "code": exc.status_code},
+                        status_code=exc.status_code, headers=exc.headers)

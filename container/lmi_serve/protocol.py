@@ -3,27 +3,33 @@ completions. Unknown fields are errors that name the field, unlike the reference
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_TOP_N = 20
+MAX_TEMPERATURE = 2.0  # vLLM rejects more (after the response has started, were it not checked here)
+
+# Limits vLLM enforces itself once the request reaches the engine, checked here so they are 400s that name the
+# parameter: integers travel to the engine as MessagePack (64 bits), stop strings must not be empty.
+Seed = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]
+StopString = Annotated[str, Field(min_length=1)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class LmiParameters(_Strict):
     """LMI generation parameters. Greedy decoding unless do_sample is true or a temperature is given."""
 
     max_new_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0)
+    temperature: float | None = Field(None, ge=0, le=MAX_TEMPERATURE)
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=-1)
     do_sample: bool = False
-    stop: list[str] | str | None = None
-    seed: int | None = None
+    stop: list[StopString] | StopString | None = None
+    seed: Seed | None = None
     repetition_penalty: float | None = Field(None, gt=0)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
@@ -55,12 +61,12 @@ class LmiRequest(_Strict):
 class _OpenAISampling(_Strict):
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
+    temperature: float | None = Field(None, ge=0, le=MAX_TEMPERATURE)
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=-1)
     n: Literal[1] = 1
-    stop: list[str] | str | None = None
-    seed: int | None = None
+    stop: list[StopString] | StopString | None = None
+    seed: Seed | None = None
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     repetition_penalty: float | None = Field(None, gt=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ from lmi_serve.state import AppState
 
 JSONLINES = "application/jsonlines"
 SSE = "text/event-stream"
+_LONE_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")  # \uD800-\uDFFF
 
 router = APIRouter()
 T = TypeVar("T")
@@ -137,9 +139,34 @@ async def _read_json(request: Request) -> dict[str, Any] | RequestError:
         body = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return BadRequest(f"body is not valid JSON: {exc}", param="body")
+    except RecursionError:
+        return BadRequest("body is not valid JSON: it nests too deeply", param="body")
     if not isinstance(body, dict):
         return BadRequest("body must be a JSON object", param="body")
+    escapes = json.detect_encoding(data) not in ("utf-8", "utf-8-sig") or _LONE_SURROGATE_ESCAPE.search(data)
+    if escapes and _has_lone_surrogate(body):
+        return BadRequest("body is not valid JSON: a \\u escape is a lone UTF-16 surrogate (not a character)",
+                          param="body")
     return body
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    """True when a string anywhere in `value` holds a lone surrogate (which no tokenizer and no UTF-8 answer
+    can carry). Only called when the body may have a \\uD800-\\uDFFF escape: valid bodies pay nothing."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _error(exc: RequestError, status: int | None = None) -> JSONResponse:
