@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from lmi_deploy.errors import LmiDeployError
-from lmi_serve.settings import read_settings
+from lmi_serve.gpus import gpu_memory_gib
+from lmi_serve.layout import plan_layout
+from lmi_serve.settings import RuntimeSettings, read_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,12 +33,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lmi-serve: configuration error: {exc}", file=sys.stderr)
         return exc.exit_code
     if args.print_config:
-        print(json.dumps(settings.describe(), indent=2))
+        try:
+            described = {**settings.describe(), **_layout(settings)}
+        except LmiDeployError as exc:
+            print(f"lmi-serve: configuration error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        print(json.dumps(described, indent=2))
         return 0
     from lmi_serve.server import serve  # uvicorn, FastAPI and (later) vLLM: only when serving
 
     return serve(settings)
 
+
+
+def _layout(settings: RuntimeSettings) -> dict[str, object]:
+    """The engine arguments after the layout step, for a model already on local disk."""
+    model_dir = Path(settings.model.source).expanduser()
+    if settings.model.kind != "local" or not (model_dir / "config.json").is_file():
+        return {}
+    memory = gpu_memory_gib(os.environ) if settings.gpu_count else None
+    layout = plan_layout(settings.engine_args, model_dir, settings.gpu_count, memory)
+    return {"layout": {"engine_args": layout.engine_args, "why": layout.why, "gib_per_gpu": memory}}
 
 
 def run() -> None:

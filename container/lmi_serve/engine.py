@@ -105,7 +105,9 @@ class VllmEngine:
 
     @property
     def max_batch_size(self) -> int:
-        return int(self._llm.vllm_config.scheduler_config.max_num_seqs)
+        """Requests the engine runs at once: max_num_seqs for each model copy."""
+        config = self._llm.vllm_config
+        return int(config.scheduler_config.max_num_seqs) * int(config.parallel_config.data_parallel_size)
 
     @property
     def tokenizer(self) -> VllmTokenizer:

@@ -17,6 +17,8 @@ import uvicorn
 from lmi_deploy.errors import LmiDeployError
 from lmi_serve.app import create_app
 from lmi_serve.engine import VllmEngine, check_architecture
+from lmi_serve.gpus import gpu_memory_gib
+from lmi_serve.layout import plan_layout
 from lmi_serve.model_source import fetch_model
 from lmi_serve.settings import RuntimeSettings
 from lmi_serve.state import AppState
@@ -73,6 +75,14 @@ class Runner:
         await asyncio.to_thread(check_architecture, local_dir)  # imports vLLM: keep /ping answering
         args = {**self.settings.engine_args, "model": str(local_dir)}
         args.pop("revision", None)  # the directory on disk already holds that revision
+        gib_per_gpu = await asyncio.to_thread(gpu_memory_gib, os.environ) if self.settings.gpu_count else None
+        layout = plan_layout(args, local_dir, self.settings.gpu_count, gib_per_gpu)
+        for line in layout.why:
+            log.info("layout: %s", line)
+        args = layout.engine_args
+        if self.settings.gpu_count > 1:
+            # NCCL settings from the environment are kept; NVLink multicast stays off unless asked for.
+            os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
         log.info("starting vLLM with %s", args)
         state.engine = await VllmEngine.start(args)
         log.info("model %s ready: max_model_len=%d, max batch %d; serving on port %d", model.name,

@@ -19,7 +19,8 @@ _SHARED: list[Callable[[Any], Any]] = [
     click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="Any LMI option; repeatable."),
     click.option("--properties", type=click.Path(path_type=Path, dir_okay=False), help="A serving.properties."),
     click.option("--quantize", help="option.quantize (awq, gptq, fp8, ...)."),
-    click.option("--tensor-parallel-degree", help="option.tensor_parallel_degree (a number or max)."),
+    click.option("--tensor-parallel-degree", help="option.tensor_parallel_degree: a number, max or auto "
+                 "(default: the smallest degree that fits, a copy on every other GPU).",),
     click.option("--max-rolling-batch-size", type=int, help="option.max_rolling_batch_size."),
     click.option("--max-model-len", type=int, help="option.max_model_len."),
     click.option("--instance-type", help="e.g. ml.g5.2xlarge (default: the smallest that fits)."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lmi_deploy.errors import ConfigError
 from lmi_deploy.options.environment import option_env_name
 from lmi_deploy.options.properties import render_properties
 from lmi_deploy.options.resolve import LmiConfig
@@ -31,9 +32,14 @@ def to_properties(config: LmiConfig) -> str:
 def to_engine_args(config: LmiConfig, model: str, gpu_count: int | None) -> dict[str, Any]:
     """The keyword arguments for vLLM's AsyncEngineArgs.
 
-    Holds the model, the tensor-parallel size (`max` resolved to `gpu_count`, at least 1; left as
-    "max" when the GPU count is unknown, as in the client), every engine option that was set, and the
-    pass-through arguments. Everything else is vLLM's own default.
+    Holds the model, every engine option that was set, the pass-through arguments, and the GPU layout as far
+    as the GPU count alone decides it (everything else is vLLM's own default):
+
+    - `max`: every visible GPU in one copy (at least 1; left as "max" when the count is unknown, as in the
+      client);
+    - a degree below the GPU count: GPUs/degree copies (`data_parallel_size`), as LMI runs them;
+    - `auto`: left for the container's layout step, which reads the model and the GPU memory
+      (`lmi_deploy.sizing.layout`); 1 without GPUs.
     """
     args: dict[str, Any] = dict(config.passthrough)
     for name, value in config.options.items():
@@ -42,10 +48,33 @@ def to_engine_args(config: LmiConfig, model: str, gpu_count: int | None) -> dict
             args[spec.vllm_arg] = value
     args["model"] = model
     degree: Value = config.get("tensor_parallel_degree")
+    origin = "option.tensor_parallel_degree"
     if config.passthrough.get("tensor_parallel_size") is not None and not config.is_set("tensor_parallel_degree"):
-        degree = config.passthrough["tensor_parallel_size"]
-    if degree == "max":
-        degree = max(gpu_count, 1) if gpu_count is not None else "max"
+        degree, origin = config.passthrough["tensor_parallel_size"], "option.tensor_parallel_size"
+    if gpu_count is not None and degree in ("max", "auto") and gpu_count == 0:
+        degree = 1
+    elif degree == "max" and gpu_count is not None:
+        degree = gpu_count
+    elif isinstance(degree, int) and gpu_count:
+        copies = _copies(degree, int(args.get("pipeline_parallel_size") or 1), gpu_count, origin)
+        if copies > 1 and "data_parallel_size" not in args:
+            args["data_parallel_size"] = copies
     args["tensor_parallel_size"] = degree
     return dict(sorted(args.items()))
 
+
+def _copies(degree: int, stages: int, gpu_count: int, origin: str) -> int:
+    """How many copies of `degree` x `stages` (pipeline) GPUs the visible GPUs hold; an error when they do not
+    divide evenly."""
+    per_copy = degree * stages
+    pipeline = f" x pipeline_parallel_degree={stages}" if stages > 1 else ""
+    if per_copy > gpu_count:
+        raise ConfigError(f"{origin}={degree}{pipeline} needs {per_copy} GPUs but this machine has {gpu_count} "
+                          "visible.", fix=f"use at most {gpu_count // stages}, max or auto",
+                          key="tensor_parallel_degree")
+    if gpu_count % per_copy:
+        fits = [d for d in range(1, gpu_count // stages + 1) if gpu_count % (d * stages) == 0]
+        raise ConfigError(f"{origin}={degree}{pipeline} does not divide the {gpu_count} visible GPUs into model "
+                          "copies.", fix="use one of " + ", ".join(map(str, fits)) + ", max or auto",
+                          key="tensor_parallel_degree")
+    return gpu_count // per_copy

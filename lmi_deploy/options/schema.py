@@ -63,8 +63,8 @@ class OptionSpec:
         if self.kind is Kind.FLOAT:
             return parse_float(raw)
         if self.kind is Kind.INT_OR_MAX:
-            if isinstance(raw, str) and raw.strip().lower() == "max":
-                return "max"
+            if isinstance(raw, str) and raw.strip().lower() in ("max", "auto"):
+                return raw.strip().lower()
             return parse_int(raw)
         if self.kind is Kind.CHOICE:
             canonical = self.choices.get(str(raw).strip().lower())
@@ -98,7 +98,7 @@ class OptionSpec:
             return "a JSON value"
         if self.kind is Kind.STR:
             return "a non-empty string"
-        noun = {Kind.INT: "an integer", Kind.FLOAT: "a number", Kind.INT_OR_MAX: "an integer or max"}
+        noun = {Kind.INT: "an integer", Kind.FLOAT: "a number", Kind.INT_OR_MAX: "an integer, max or auto"}
         words = noun[self.kind]
         if self.minimum is not None and self.maximum is not None:
             low = "greater than" if self.exclusive_minimum else "from"
@@ -147,8 +147,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
                target="runtime", choices=_choices(("Python", "python"))),
     OptionSpec("rolling_batch", Kind.CHOICE, "Continuous batching backend; lmi-deploy runs vLLM.",
                default="auto", target="runtime", choices=_choices("auto", "vllm")),
-    OptionSpec("tensor_parallel_degree", Kind.INT_OR_MAX, "GPUs per model copy; max = every visible GPU.",
-               default="max", vllm_arg="tensor_parallel_size", minimum=1),
+    OptionSpec("tensor_parallel_degree", Kind.INT_OR_MAX, "GPUs per model copy. max = every visible GPU in "
+               "one copy; a number below the GPU count runs GPUs/degree copies; auto = the smallest degree that "
+               "fits the model with KV-cache room, and a copy on every remaining GPU.",
+               default="auto", vllm_arg="tensor_parallel_size", minimum=1),
     OptionSpec("pipeline_parallel_degree", Kind.INT, "Pipeline stages per model copy.", default=1,
                vllm_arg="pipeline_parallel_size", minimum=1),
     OptionSpec("max_rolling_batch_size", Kind.INT, "Most requests in the running batch. Unset: chosen "

@@ -22,7 +22,7 @@ class Kind(StrEnum):
     INT = "int"
     FLOAT = "float"
     BOOL = "bool"
-    INT_OR_MAX = "int|max"  # tensor_parallel_degree: a GPU count or "max" (every visible GPU)
+    INT_OR_MAX = "int|max|auto"  # tensor_parallel_degree: a GPU count, "max" (every visible GPU) or "auto"
     CHOICE = "choice"
     JSON = "json"  # dict/list arguments of vLLM, written as JSON
 

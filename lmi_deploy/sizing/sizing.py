@@ -18,7 +18,9 @@ OVERHEAD_GIB = 1.5  # per GPU: activations, CUDA graphs, NCCL buffers
 EAGER_OVERHEAD_GIB = 0.8
 MIN_CONTEXT = 2048  # sizing never shrinks max_model_len below this (or the model's own limit)
 TOKENS_PER_SEQUENCE = 1024  # a typical request (prompt + output), for batch sizing
-MAX_BATCH = 256
+MAX_BATCH = 256  # the client's ceiling for max_rolling_batch_size
+MAX_RUNTIME_BATCH = 1024  # the container's ceiling: vLLM's own largest default for max_num_seqs
+USEFUL_KV_REQUESTS = 4  # `auto` wants KV room for this many requests of the needed context per copy
 QUANT_BITS = {"awq": 4, "awq_marlin": 4, "gptq": 4, "gptq_marlin": 4, "fp8": 8, "fbgemm_fp8": 8,
               "compressed-tensors": 4, "bitsandbytes": 4, "experts_int8": 8}
 
@@ -27,7 +29,7 @@ QUANT_BITS = {"awq": 4, "awq_marlin": 4, "gptq": 4, "gptq_marlin": 4, "fp8": 8, 
 class SizingInput:
     facts: ModelFacts
     instance_type: str | None = None
-    tensor_parallel_degree: int | str | None = None  # an int, "max", or None (not set)
+    tensor_parallel_degree: int | str | None = None  # an int, "max", "auto", or None (not set: auto)
     max_model_len: int | None = None
     max_rolling_batch_size: int | None = None
     quantize: str | None = None
@@ -41,6 +43,7 @@ class Sizing:
     instance_type: str
     gpus: int
     tensor_parallel_degree: int
+    copies: int  # model copies (vLLM data parallel): gpus // tensor_parallel_degree
     max_model_len: int
     max_rolling_batch_size: int
     weights_gib: float
@@ -97,22 +100,68 @@ def _check_context(request: SizingInput) -> None:
 
 def _degree_for(request: SizingInput, instance: GpuInstance, explicit: bool) -> int | None:
     wanted = request.tensor_parallel_degree
-    degree = instance.gpus if wanted is None or wanted == "max" else int(wanted)
-    if degree > instance.gpus:
+    if wanted is None or wanted == "auto":
+        return auto_degree(request.facts, instance.gpus, instance.gib_per_gpu, _memory(request),
+                           request.max_model_len or min(request.facts.max_position, MIN_CONTEXT))
+    degree = instance.gpus if wanted == "max" else int(wanted)
+    if degree > instance.gpus or instance.gpus % degree:
         if explicit:
-            raise ConfigError(f"option.tensor_parallel_degree={degree} but {instance.name} has {instance.gpus} GPU(s).",
-                              fix=f"use at most {instance.gpus} or a larger instance", key="tensor_parallel_degree")
+            fits = [d for d in range(1, instance.gpus + 1) if instance.gpus % d == 0]
+            raise ConfigError(f"option.tensor_parallel_degree={degree} does not divide {instance.name}'s "
+                              f"{instance.gpus} GPU(s) into model copies.",
+                              fix="use one of " + ", ".join(map(str, fits)) + ", max or auto, or another instance",
+                              key="tensor_parallel_degree")
         return None
     if not valid_degree(request.facts, degree):
         if explicit:
-            options = [d for d in range(1, instance.gpus + 1) if valid_degree(request.facts, d)]
-            raise ConfigError(
-                f"tensor_parallel_degree={degree} does not divide {request.facts.model_id}'s {request.facts.heads} "
-                f"attention heads / {request.facts.kv_heads} KV heads.",
-                fix="set option.tensor_parallel_degree to one of " + ", ".join(map(str, options)),
-                key="tensor_parallel_degree")
+            raise degree_error(request.facts, degree, instance.gpus)
         return None
     return degree
+
+
+def degree_error(facts: ModelFacts, degree: int, gpus: int) -> ConfigError:
+    options = [d for d in range(1, gpus + 1) if gpus % d == 0 and valid_degree(facts, d)]
+    return ConfigError(
+        f"tensor_parallel_degree={degree} does not divide {facts.model_id}'s {facts.heads} attention heads / "
+        f"{facts.kv_heads} KV heads.",
+        fix="set option.tensor_parallel_degree to " + (" or ".join(map(str, options)) if options else "1") + " or auto",
+        key="tensor_parallel_degree")
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What one copy may use: weights (GiB, all of them), the share of each GPU, the overhead per GPU."""
+
+    weights_gib: float
+    utilization: float
+    overhead_gib: float
+
+
+def _memory(request: SizingInput) -> Memory:
+    return Memory(weights_gib(request.facts, request.quantize, request.dtype), request.gpu_memory_utilization,
+                  EAGER_OVERHEAD_GIB if request.enforce_eager else OVERHEAD_GIB)
+
+
+def kv_tokens(facts: ModelFacts, degree: int, gib_per_gpu: float, memory: Memory) -> int:
+    """KV-cache tokens one copy of `degree` GPUs holds after its weights and overhead (0 when none)."""
+    kv_gib = degree * (gib_per_gpu * memory.utilization - memory.overhead_gib) - memory.weights_gib
+    return int(kv_gib * GIB // facts.kv_bytes_per_token()) if kv_gib > 0 else 0
+
+
+def auto_degree(facts: ModelFacts, gpus: int, gib_per_gpu: float, memory: Memory, needed_tokens: int) -> int | None:
+    """`auto`: the smallest degree that divides the GPUs and the heads and leaves KV room for
+    USEFUL_KV_REQUESTS requests of `needed_tokens`; the other GPUs hold more copies. None: nothing fits."""
+    wanted = USEFUL_KV_REQUESTS * needed_tokens
+    fitting = [d for d in range(1, gpus + 1) if gpus % d == 0 and valid_degree(facts, d)
+               and kv_tokens(facts, d, gib_per_gpu, memory) >= needed_tokens]
+    useful = [d for d in fitting if kv_tokens(facts, d, gib_per_gpu, memory) >= wanted]
+    choices = useful or fitting
+    return choices[0] if choices else None
+
+
+def batch_for(kv_tokens_per_copy: int, context: int, ceiling: int = MAX_BATCH) -> int:
+    """max_rolling_batch_size from the KV cache: the requests of a typical size that fit, within a ceiling."""
+    return max(1, min(ceiling, kv_tokens_per_copy // min(context, TOKENS_PER_SEQUENCE)))
 
 
 def _fit(request: SizingInput, instance: GpuInstance, explicit: bool) -> Sizing | None:
@@ -120,35 +169,47 @@ def _fit(request: SizingInput, instance: GpuInstance, explicit: bool) -> Sizing 
     if degree is None:
         return None
     facts = request.facts
-    overhead = EAGER_OVERHEAD_GIB if request.enforce_eager else OVERHEAD_GIB
+    memory = _memory(request)
     budget = instance.gib_per_gpu * request.gpu_memory_utilization
-    weights = weights_gib(facts, request.quantize, request.dtype)
-    kv_gib = degree * (budget - overhead) - weights
+    weights = memory.weights_gib
+    kv_gib = degree * (budget - memory.overhead_gib) - weights
     per_token = facts.kv_bytes_per_token()
-    kv_tokens = int(kv_gib * GIB // per_token) if kv_gib > 0 else 0
+    tokens = kv_tokens(facts, degree, instance.gib_per_gpu, memory)
     needed = request.max_model_len or min(facts.max_position, MIN_CONTEXT)
-    if kv_tokens < needed:
+    if tokens < needed:
         return None
-    context = request.max_model_len or _context(facts.max_position, kv_tokens)
-    batch = request.max_rolling_batch_size or max(1, min(MAX_BATCH, kv_tokens // min(context, TOKENS_PER_SEQUENCE)))
+    copies = instance.gpus // degree
+    context = request.max_model_len or _context(facts.max_position, tokens)
+    batch = request.max_rolling_batch_size or batch_for(tokens, context)
     method = request.quantize or (facts.quantization.method if facts.quantization else None)
     why = [
         f"weights {weights:.1f} GiB ({facts.parameters / 1e9:.2f} B parameters{', ' + method if method else ''})"
         f" over TP={degree} on {instance.name} ({instance.gpus} x {instance.gpu} {instance.gib_per_gpu:g} GiB)",
-        f"KV cache {kv_gib:.1f} GiB = {kv_tokens:,} tokens at {per_token // 1024} KiB/token "
-        f"(gpu_memory_utilization {request.gpu_memory_utilization:g}, {overhead:g} GiB/GPU overhead)",
+        _layout_reason(request.tensor_parallel_degree, degree, copies, needed),
+        f"KV cache {kv_gib:.1f} GiB per copy = {tokens:,} tokens at {per_token // 1024} KiB/token "
+        f"(gpu_memory_utilization {request.gpu_memory_utilization:g}, {memory.overhead_gib:g} GiB/GPU overhead)",
         f"max_model_len {context}: " + ("as set" if request.max_model_len else
                                          "the model's limit" if context == facts.max_position else
                                          "KV room for about 4 full-length requests"),
-        f"max_rolling_batch_size {batch}: " + ("as set" if request.max_rolling_batch_size else
-                                                f"KV tokens / {min(context, TOKENS_PER_SEQUENCE)} tokens per request,"
-                                                f" at most {MAX_BATCH}"),
+        f"max_rolling_batch_size {batch} per copy: " + (
+            "as set" if request.max_rolling_batch_size else
+            f"KV tokens / {min(context, TOKENS_PER_SEQUENCE)} tokens per request, at most {MAX_BATCH}"),
     ]
     if not explicit:
         why.insert(0, f"{instance.name}: the smallest instance where the model fits with KV room for "
                       f"{needed} tokens")
-    return Sizing(instance.name, instance.gpus, degree, context, batch, round(weights, 2), round(kv_gib, 2),
-                  round(instance.total_gib, 1), kv_tokens, per_token, why)
+    return Sizing(instance.name, instance.gpus, degree, copies, context, batch, round(weights, 2), round(kv_gib, 2),
+                  round(instance.total_gib, 1), tokens, per_token, why)
+
+
+def _layout_reason(wanted: int | str | None, degree: int, copies: int, needed: int) -> str:
+    layout = f"TP={degree} x {copies} cop{'y' if copies == 1 else 'ies'}"
+    if wanted is None or wanted == "auto":
+        return (f"{layout} (tensor_parallel_degree=auto): the smallest degree with KV room for "
+                f"{USEFUL_KV_REQUESTS} requests of {needed} tokens; a copy on every remaining GPU (data parallel)")
+    if wanted == "max":
+        return f"{layout} (tensor_parallel_degree=max): every GPU in one copy"
+    return f"{layout} (tensor_parallel_degree={wanted}" + (": one copy per group of GPUs)" if copies > 1 else ")")
 
 
 def _context(max_position: int, kv_tokens: int) -> int:

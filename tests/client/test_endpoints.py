@@ -85,7 +85,8 @@ def test_update_changes_options_through_a_new_config_and_cleans_the_old(aws: Mot
     details = json.loads(run("describe", "upd", "--output", "json").stdout)
     assert details["instance_type"] == "ml.g5.12xlarge"
     assert details["environment"]["OPTION_MAX_ROLLING_BATCH_SIZE"] == "16"
-    assert details["environment"]["OPTION_TENSOR_PARALLEL_DEGREE"] == "4"  # re-sized for the new instance
+    # Re-sized for the new instance: Mistral-7B fits one A10G, so auto runs 4 copies of TP=1.
+    assert details["environment"]["OPTION_TENSOR_PARALLEL_DEGREE"] == "1"
     assert details["environment"]["OPTION_MODEL_ID"] == "mistralai/Mistral-7B-v0.1"  # kept
     resources = aws.resources()
     assert created["model_name"] not in resources["models"] and len(resources["models"]) == 1

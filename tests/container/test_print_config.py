@@ -139,3 +139,24 @@ def test_ignored_djl_settings_are_reported(tmp_path: Path) -> None:
 )
 def test_visible_gpu_count(environ: dict[str, str], physical: int, expected: int) -> None:
     assert visible_gpu_count(environ, physical=physical) == expected
+
+
+def test_print_config_shows_the_layout_of_a_local_model(tmp_path: Path) -> None:
+    """Two visible GPUs of 80 GiB and the tiny test model: auto runs two copies; an explicit degree that the
+    GPUs cannot hold exits 2 before anything loads."""
+    (tmp_path / "config.json").write_text(json.dumps({
+        "architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 128,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 32000,
+        "intermediate_size": 256, "max_position_embeddings": 512}))
+    gpus = {"CUDA_VISIBLE_DEVICES": "0,1", "LMI_SERVE_GPU_MEMORY_GIB": "80"}
+    layout = json.loads(print_config({**gpus, "OPTION_MODEL_ID": str(tmp_path)}).stdout)["layout"]
+    assert layout["engine_args"]["tensor_parallel_size"] == 1
+    assert layout["engine_args"]["data_parallel_size"] == 2
+    assert layout["gib_per_gpu"] == 80
+    refused = print_config({**gpus, "OPTION_MODEL_ID": str(tmp_path), "OPTION_TENSOR_PARALLEL_DEGREE": "3"})
+    assert refused.returncode == 2
+    assert "needs 3 GPUs but this machine has 2 visible" in refused.stderr
+    heads = print_config({"CUDA_VISIBLE_DEVICES": "0,1,2", "OPTION_MODEL_ID": str(tmp_path),
+                          "OPTION_TENSOR_PARALLEL_DEGREE": "3"})
+    assert heads.returncode == 2
+    assert "does not divide" in heads.stderr and "4 attention heads" in heads.stderr

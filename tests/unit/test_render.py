@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lmi_deploy.errors import ConfigError
 from lmi_deploy.options.properties import parse_properties
 from lmi_deploy.options.render import option_strings, to_engine_args, to_environment, to_properties
 from lmi_deploy.options.resolve import Layer, LmiConfig, resolve, resolve_container
@@ -24,7 +26,7 @@ def _values_for(spec: OptionSpec) -> st.SearchStrategy[Any]:
         high = spec.maximum if spec.maximum is not None else 1e6
         return st.floats(low, high, exclude_min=spec.exclusive_minimum, allow_nan=False)
     if spec.kind is Kind.INT_OR_MAX:
-        return st.one_of(st.just("max"), st.integers(1, 64))
+        return st.one_of(st.sampled_from(["max", "auto"]), st.integers(1, 64))
     if spec.kind is Kind.INT:
         return st.integers(int(spec.minimum or 0), 1 << 20)
     if spec.name == "quantize":
@@ -97,7 +99,34 @@ def test_tensor_parallel_max_resolves_to_visible_gpus_and_one_without_gpus() -> 
     assert to_engine_args(config, "m", gpu_count=8)["tensor_parallel_size"] == 8
     assert to_engine_args(config, "m", gpu_count=0)["tensor_parallel_size"] == 1
     assert to_engine_args(config, "m", gpu_count=None)["tensor_parallel_size"] == "max"
-    assert to_engine_args(_config({}, {}), "m", gpu_count=2)["tensor_parallel_size"] == 2
+    # Unset means auto: the container's layout step decides once it has read the model (tests/unit/test_layout.py).
+    assert to_engine_args(_config({}, {}), "m", gpu_count=2)["tensor_parallel_size"] == "auto"
+    assert to_engine_args(_config({}, {}), "m", gpu_count=0)["tensor_parallel_size"] == 1
+
+
+@pytest.mark.parametrize(("degree", "gpus", "copies"), [(1, 2, 2), (2, 8, 4), (4, 4, None), (1, 1, None)])
+def test_a_degree_below_the_gpu_count_runs_copies(degree: int, gpus: int, copies: int | None) -> None:
+    args = to_engine_args(_config({"tensor_parallel_degree": degree}, {}), "m", gpu_count=gpus)
+    assert args["tensor_parallel_size"] == degree
+    assert args.get("data_parallel_size") == copies
+
+
+def test_pipeline_stages_count_in_a_copy_and_explicit_data_parallel_is_kept() -> None:
+    args = to_engine_args(_config({"tensor_parallel_degree": 2, "pipeline_parallel_degree": 2}, {}), "m", gpu_count=8)
+    assert (args["tensor_parallel_size"], args["pipeline_parallel_size"], args["data_parallel_size"]) == (2, 2, 2)
+    kept = to_engine_args(_config({"tensor_parallel_degree": 1}, {"data_parallel_size": 1}), "m", gpu_count=4)
+    assert kept["data_parallel_size"] == 1
+
+
+@pytest.mark.parametrize(("degree", "gpus", "message", "fix"), [
+    (4, 2, "option.tensor_parallel_degree=4 needs 4 GPUs but this machine has 2 visible", "use at most 2"),
+    (3, 4, "option.tensor_parallel_degree=3 does not divide the 4 visible GPUs", "use one of 1, 2, 4, max or auto"),
+])
+def test_a_degree_the_gpus_cannot_hold_is_refused(degree: int, gpus: int, message: str, fix: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        to_engine_args(_config({"tensor_parallel_degree": degree}, {}), "m", gpu_count=gpus)
+    assert message in str(caught.value) and fix in str(caught.value)
+    assert caught.value.key == "tensor_parallel_degree"
 
 
 def test_vllm_tensor_parallel_size_is_used_when_lmi_degree_is_unset() -> None:

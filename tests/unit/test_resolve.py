@@ -45,7 +45,7 @@ def test_sagemaker_variables_win_over_properties_and_env() -> None:
 def test_defaults_apply_when_nothing_is_set() -> None:
     config = resolve_container({}, None)
     assert config.options == {}
-    assert config.get("tensor_parallel_degree") == "max"
+    assert config.get("tensor_parallel_degree") == "auto"
     assert config.get("gpu_memory_utilization") == 0.9
     assert config.get("max_rolling_batch_size") is None
 

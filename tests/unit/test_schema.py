@@ -141,12 +141,14 @@ def test_dtype_spellings_are_canonicalised(raw: str, expected: str) -> None:
     assert BY_NAME["dtype"].parse(raw) == expected
 
 
-def test_tensor_parallel_degree_accepts_integers_and_max() -> None:
+def test_tensor_parallel_degree_accepts_integers_max_and_auto() -> None:
     spec = BY_NAME["tensor_parallel_degree"]
     assert spec.kind is Kind.INT_OR_MAX
     assert spec.parse("MAX") == "max"
+    assert spec.parse(" Auto ") == "auto"
+    assert spec.default == "auto"
     assert spec.parse(4) == 4
-    with pytest.raises(ConfigError, match="an integer or max >= 1"):
+    with pytest.raises(ConfigError, match="an integer, max or auto >= 1"):
         spec.parse("all")
 
 

@@ -75,11 +75,39 @@ def test_explicit_choices_are_kept() -> None:
 
 @pytest.mark.parametrize(
     ("degree", "instance", "match"),
-    [(3, "ml.g5.12xlarge", "one of 1, 2, 4"), (8, "ml.g5.12xlarge", "has 4 GPU")],
+    [(3, "ml.g5.12xlarge", "one of 1, 2, 4"), (8, "ml.g5.12xlarge", "12xlarge's 4 GPU")],
 )
 def test_invalid_degree_is_explained(degree: int, instance: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         size(SizingInput(facts("mistralai/Mistral-7B-v0.1"), instance_type=instance, tensor_parallel_degree=degree))
+
+
+@pytest.mark.parametrize(("model", "instance", "degree", "copies"), [
+    ("mistralai/Mistral-7B-v0.1", "ml.g5.12xlarge", 1, 4),  # 13.5 GiB fits one 22 GiB A10G
+    ("mistralai/Mistral-7B-v0.1", "ml.p4d.24xlarge", 1, 8),
+    ("meta-llama/Llama-2-13b-hf", "ml.g5.12xlarge", 2, 2),  # 24 GiB of weights: two A10Gs a copy
+    ("meta-llama/Llama-2-70b-hf", "ml.g6e.12xlarge", 4, 1),
+])
+def test_auto_takes_the_smallest_degree_with_kv_room_and_copies_on_the_other_gpus(
+        model: str, instance: str, degree: int, copies: int) -> None:
+    for wanted in (None, "auto"):
+        sizing = size(SizingInput(facts(model), instance_type=instance, tensor_parallel_degree=wanted))
+        assert (sizing.tensor_parallel_degree, sizing.copies) == (degree, copies)
+        assert any("tensor_parallel_degree=auto" in line and f"{copies} cop" in line for line in sizing.why)
+
+
+def test_max_keeps_lmi_meaning_one_copy_on_every_gpu() -> None:
+    sizing = size(SizingInput(facts("mistralai/Mistral-7B-v0.1"), instance_type="ml.g5.12xlarge",
+                              tensor_parallel_degree="max"))
+    assert (sizing.tensor_parallel_degree, sizing.copies) == (4, 1)
+    explicit = size(SizingInput(facts("mistralai/Mistral-7B-v0.1"), instance_type="ml.g5.12xlarge",
+                                tensor_parallel_degree=2))
+    assert (explicit.tensor_parallel_degree, explicit.copies) == (2, 2)
+
+
+def test_auto_does_not_change_the_instance_sizing_picks() -> None:
+    assert size(SizingInput(facts("mistralai/Mistral-7B-v0.1"))).instance_type == "ml.g5.xlarge"
+    assert size(SizingInput(facts("meta-llama/Llama-2-70b-hf"))).instance_type == "ml.g6e.12xlarge"
 
 
 def test_degree_must_divide_heads_and_kv_heads() -> None:

@@ -1,0 +1,93 @@
+"""The GPU layout and batch size the engine starts with, decided once the model is on local disk.
+
+`tensor_parallel_degree=auto` (the default) and an unset `max_rolling_batch_size` need what only the container
+knows: the model's config.json and the GPUs' memory. The arithmetic is the client's (`lmi_deploy.sizing`), so
+`lmi-deploy create --dry-run` and the container agree. Pure apart from reading config.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lmi_deploy.sizing.model_facts import ModelFacts, read_local
+from lmi_deploy.sizing.sizing import (
+    EAGER_OVERHEAD_GIB,
+    MAX_RUNTIME_BATCH,
+    OVERHEAD_GIB,
+    USEFUL_KV_REQUESTS,
+    Memory,
+    auto_degree,
+    batch_for,
+    degree_error,
+    kv_tokens,
+    valid_degree,
+    weights_gib,
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    engine_args: dict[str, Any]
+    why: list[str] = field(default_factory=list)
+
+
+def plan_layout(engine_args: Mapping[str, Any], model_dir: Path, gpu_count: int, gib_per_gpu: float | None
+                ) -> Layout:
+    """Resolve `auto`, check the degree against the model's heads, and pick max_num_seqs when unset."""
+    args = dict(engine_args)
+    if gpu_count <= 0:  # CPU: one copy, batch left to vLLM (its KV space is VLLM_CPU_KVCACHE_SPACE)
+        if args.get("tensor_parallel_size") == "auto":
+            args["tensor_parallel_size"] = 1
+        return Layout(args, ["no GPU: one copy on the CPU"])
+    facts = read_local(model_dir, str(model_dir))
+    if facts is None:  # no config.json facts: keep LMI's meaning of the default
+        args["tensor_parallel_size"] = _int_degree(args, gpu_count)
+        return Layout(args, ["model facts unknown: every GPU in one copy"])
+    memory = Memory(weights_gib(facts, _str(args.get("quantization")), str(args.get("dtype", "auto"))),
+                    float(args.get("gpu_memory_utilization", 0.9)),
+                    EAGER_OVERHEAD_GIB if args.get("enforce_eager") else OVERHEAD_GIB)
+    needed = int(args.get("max_model_len") or facts.max_position)
+    why = [_auto(args, facts, gpu_count, gib_per_gpu, memory, needed)] if args.get("tensor_parallel_size") == "auto" \
+        else []
+    degree = int(args["tensor_parallel_size"])
+    if not valid_degree(facts, degree):
+        raise degree_error(facts, degree, gpu_count)
+    copies = int(args.get("data_parallel_size", 1))
+    why.append(f"TP={degree} x {copies} cop{'y' if copies == 1 else 'ies'} on {gpu_count} GPU(s)")
+    if args.get("max_num_seqs") is None and gib_per_gpu is not None:
+        tokens = kv_tokens(facts, degree, gib_per_gpu, memory)
+        if tokens > 0:
+            args["max_num_seqs"] = batch_for(tokens, needed, MAX_RUNTIME_BATCH)
+            why.append(f"max_rolling_batch_size {args['max_num_seqs']} per copy: about {tokens:,} KV tokens / "
+                       f"{min(needed, 1024)} tokens per request, at most {MAX_RUNTIME_BATCH}")
+    return Layout(dict(sorted(args.items())), why)
+
+
+def _auto(args: dict[str, Any], facts: ModelFacts, gpu_count: int, gib_per_gpu: float | None, memory: Memory,
+          needed: int) -> str:
+    if gib_per_gpu is None:
+        args["tensor_parallel_size"] = gpu_count
+        return "tensor_parallel_degree=auto: GPU memory unknown, so every GPU in one copy (as max)"
+    degree = auto_degree(facts, gpu_count, gib_per_gpu, memory, needed)
+    if degree is None:  # fits nowhere: the largest layout, and vLLM's own error says by how much
+        args["tensor_parallel_size"] = gpu_count
+        return (f"tensor_parallel_degree=auto: {memory.weights_gib:.1f} GiB of weights and {needed} tokens of KV "
+                f"fit no degree on {gpu_count} x {gib_per_gpu:.1f} GiB; trying every GPU in one copy")
+    args["tensor_parallel_size"] = degree
+    if gpu_count // degree > 1 and "data_parallel_size" not in args:
+        args["data_parallel_size"] = gpu_count // degree
+    return (f"tensor_parallel_degree=auto: TP={degree}, the smallest degree with {memory.weights_gib:.1f} GiB of "
+            f"weights and KV room for {USEFUL_KV_REQUESTS} requests of {needed} tokens on {gib_per_gpu:.1f} GiB "
+            "GPUs; a copy on every remaining GPU")
+
+
+def _int_degree(args: Mapping[str, Any], gpu_count: int) -> int:
+    degree = args.get("tensor_parallel_size")
+    return gpu_count if degree in (None, "auto", "max") else int(degree)
+
+
+def _str(value: object) -> str | None:
+    return str(value) if value else None
