@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# lmi-serve against `vllm serve` (the same vLLM, default engine arguments) on one GPU, one server at a time,
+# lmi-serve against vLLM's own OpenAI server (the same vLLM, the same engine arguments), one server at a time,
 # measured by `lmi-deploy bench` (streaming, 512 input / 256 output tokens, EOS ignored).
 #
-#   bash bench/gpu_compare.sh MODEL_DIR compare   # vllm serve, then lmi-serve defaults: 1, 64, 256 clients
-#   bash bench/gpu_compare.sh MODEL_DIR seed      # lmi-serve with the seed template's max_rolling_batch_size=64
+#   bash bench/gpu_compare.sh MODEL_DIR compare   # one GPU: vLLM's server, then lmi-serve defaults: 1, 64, 256 clients
+#   bash bench/gpu_compare.sh MODEL_DIR seed      # one GPU: lmi-serve with the seed template's max_rolling_batch_size=64
+#   bash bench/gpu_compare.sh MODEL_DIR copies    # 2 GPUs: vLLM --data-parallel-size 2, lmi-serve defaults (auto): 64, 256
+#   bash bench/gpu_compare.sh MODEL_DIR tp2       # 2 GPUs: vLLM --tensor-parallel-size 2, lmi-serve TP=max: 64, 256
+#
+# COLD=1 gives every server empty vLLM / inductor / Triton caches, so start-up times compare cold against cold.
+# GPUS (default 0, or 0,1 for copies/tp2) sets CUDA_VISIBLE_DEVICES. NVLink multicast stays off.
 #
 # Writes "${OUT:-/tmp/out}"/<phase>.json (one bench summary list per server, cold starts) and server logs; with
 # py-spy on PATH, a 15 s profile of lmi-serve under the largest load (lmi-serve.collapsed, py-spy raw format).
@@ -15,6 +20,9 @@ out=${OUT:-/tmp/out}
 levels=${LEVELS:-1,64,256}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 VLLM_USE_FLASHINFER_SAMPLER=0
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+case $phase in copies|tp2) export CUDA_VISIBLE_DEVICES=${GPUS:-0,1}; levels=${LEVELS:-64,256} ;;
+               *) export CUDA_VISIBLE_DEVICES=${GPUS:-0} ;; esac
 
 wait_ready() {  # PID URL LOG -> prints seconds from start to ready
   local pid=$1 url=$2 log=$3 started=$4
@@ -33,11 +41,20 @@ run_bench() {  # TARGET URL LABEL LEVELS
 
 serve() {  # NAME PORT -> starts a server in the background, sets PID
   local name=$1 port=$2
+  local vllm=(python3 -m vllm.entrypoints.openai.api_server --model "$model" --port "$port"
+                                --served-model-name model --disable-uvicorn-access-log)
+  if [ "${COLD:-0}" = 1 ]; then
+    local cache=/tmp/cold-cache/$name; rm -rf "$cache"; mkdir -p "$cache"
+    export VLLM_CACHE_ROOT=$cache/vllm TORCHINDUCTOR_CACHE_DIR=$cache/inductor TRITON_CACHE_DIR=$cache/triton
+  fi
   started=$(python3 -c "import time; print(time.time())")
   case $name in
-    vllm-serve) setsid python3 -m vllm.entrypoints.openai.api_server --model "$model" --port "$port" \
-                  --served-model-name model --disable-uvicorn-access-log > "$out/$name.log" 2>&1 & ;;
-    lmi-serve) setsid env OPTION_MODEL_ID="$model" SAGEMAKER_BIND_TO_PORT="$port" \
+    vllm-serve) setsid "${vllm[@]}" > "$out/$name.log" 2>&1 & ;;
+    vllm-serve-dp2) setsid "${vllm[@]}" --data-parallel-size 2 > "$out/$name.log" 2>&1 & ;;
+    vllm-serve-tp2) setsid "${vllm[@]}" --tensor-parallel-size 2 > "$out/$name.log" 2>&1 & ;;
+    lmi-serve|lmi-serve-auto) setsid env OPTION_MODEL_ID="$model" SAGEMAKER_BIND_TO_PORT="$port" \
+                  python3 -m lmi_serve.cli serve > "$out/$name.log" 2>&1 & ;;
+    lmi-serve-tp2) setsid env OPTION_MODEL_ID="$model" SAGEMAKER_BIND_TO_PORT="$port" OPTION_TENSOR_PARALLEL_DEGREE=max \
                   python3 -m lmi_serve.cli serve > "$out/$name.log" 2>&1 & ;;
     lmi-serve-seed) setsid env SERVING_LOAD_MODELS=test::Python=/opt/ml/model OPTION_MODEL_ID="$model" \
                   OPTION_TENSOR_PARALLEL_DEGREE=max OPTION_MAX_ROLLING_BATCH_SIZE=64 OPTION_ROLLING_BATCH=vllm \
@@ -46,7 +63,14 @@ serve() {  # NAME PORT -> starts a server in the background, sets PID
   PID=$!
 }
 
-stop() { kill -TERM "$1" 2>/dev/null; for _ in $(seq 1 120); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.5; done; kill -KILL -- "-$1" 2>/dev/null; }
+stop() {  # PID: TERM, wait for it, then end whatever is left of its process group (engine processes)
+  kill -TERM "$1" 2>/dev/null
+  for _ in $(seq 1 120); do kill -0 "$1" 2>/dev/null || break; sleep 0.5; done
+  kill -TERM -- "-$1" 2>/dev/null; sleep 2; kill -KILL -- "-$1" 2>/dev/null
+  for _ in $(seq 1 30); do  # the next server needs the GPUs' memory back
+    [ "$(nvidia-smi --query-compute-apps=pid --format=csv,noheader | wc -l)" = 0 ] && return 0; sleep 1
+  done
+}
 
 measure() {  # NAME TARGET PROBE LEVELS
   local name=$1 target=$2 probe=$3 lv=$4 port=$((8100 + RANDOM % 500))
@@ -54,7 +78,7 @@ measure() {  # NAME TARGET PROBE LEVELS
   local ready
   ready=$(wait_ready "$PID" "http://127.0.0.1:$port$probe" "$out/$name.log" "$started") || { stop "$PID"; return 1; }
   echo "$name ready in $ready s" >&2
-  if [ "$name" = lmi-serve ] && command -v py-spy >/dev/null; then
+  if [ "$name" = lmi-serve ] && [ "${PROFILE:-1}" = 1 ] && command -v py-spy >/dev/null; then
     (sleep 40; py-spy record --nonblocking -r 50 -d 15 -f raw -o "$out/lmi-serve.collapsed" -p "$PID" \
        > "$out/py-spy.log" 2>&1) &
   fi
@@ -76,5 +100,7 @@ python3 -c "import vllm, torch; print('vllm', vllm.__version__, 'torch', torch._
 case $phase in
   compare) measure vllm-serve openai /health "$levels"; measure lmi-serve lmi /ping "$levels" ;;
   seed) measure lmi-serve-seed lmi /ping "${SEED_LEVELS:-256}" ;;
+  copies) measure vllm-serve-dp2 openai /health "$levels"; measure lmi-serve-auto lmi /ping "$levels" ;;
+  tp2) measure vllm-serve-tp2 openai /health "$levels"; measure lmi-serve-tp2 lmi /ping "$levels" ;;
 esac
 cat "$out/gpu.txt"
