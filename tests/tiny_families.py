@@ -96,7 +96,7 @@ def _save_random(dest: Path, shapes: dict[str, tuple[int, ...]], config: dict[st
     _save_tokenizer(dest, MAX_POSITIONS)
 
 
-_CHATGLM_CONFIG_CODE = '''"""ChatGLM's configuration (the fields of THUDM/chatglm3-6b's configuration_chatglm.py); no model code."""
+_CHATGLM_CONFIG_CODE = '''"""ChatGLM's configuration (the fields of THUDM/chatglm3-6b's); no model code."""
 from transformers import PretrainedConfig
 
 
@@ -177,7 +177,7 @@ def _write_chatglm(dest: Path) -> None:
     _save_random(dest, shapes, config, _CHATGLM_CONFIG_CODE, "configuration_chatglm.py")
 
 
-_INTERNLM2_CONFIG_CODE = '''"""InternLM2's configuration (the fields of internlm/internlm2_5-7b-chat's configuration_internlm2.py)."""
+_INTERNLM2_CONFIG_CODE = '''"""InternLM2's configuration (internlm/internlm2_5-7b-chat's fields); no model code."""
 from transformers import PretrainedConfig
 
 
@@ -358,3 +358,22 @@ def build_unserved(key: str, dest: Path) -> Path:
     (dest / "config.json").write_text(json.dumps(UNSERVED_CONFIGS[key], indent=2) + "\n")
     (dest / MARKER_FILE).write_text(json.dumps({"kind": f"unserved-{key}"}) + "\n")
     return dest
+
+
+#: Families whose test also streams the generation (the stream path is family-agnostic: a few shapes suffice).
+STREAMED = frozenset({"llama", "falcon", "gemma2", "chatglm"})
+
+
+def how_tested(key: str) -> str:
+    """How tests/families proves the family's status, in words (for docs/supported-models.md)."""
+    if key in UNSERVED_CONFIGS:
+        return "lmi-serve must exit 1 at start with the fix (real config.json layout)"
+    spec = SPECS.get(key)
+    checks = ["served by lmi-serve", "greedy repeats"]
+    if key == "mistral" or (spec is not None and spec.reference):
+        checks.append("equals transformers' greedy")
+    if spec is not None and spec.write is not None:
+        checks.append("remote-code layout, trust_remote_code")
+    if key in STREAMED:
+        checks.append("streams")
+    return ", ".join(checks)

@@ -29,7 +29,7 @@ class Family:
     example: str  # a real model id, in the client's catalog (lmi_deploy/data/model_catalog.json)
     status: Status
     seed: bool = True  # promised by the seed (False: a newer family users ask for)
-    remote_code: bool = False  # the real checkpoints' config.json has an auto_map (trust_remote_code)
+    remote_code: bool = False  # the real checkpoints need trust_remote_code (config not in transformers)
     last_vllm: str | None = None  # the last vLLM release that served it (vLLM's _PREVIOUSLY_SUPPORTED_MODELS)
     alternatives: str = ""  # what to do instead, for families that fail at start
     note: str = ""
@@ -67,7 +67,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("llama", "LLaMA/LLaMA-2", ("LlamaForCausalLM",), "meta-llama/Llama-2-7b-hf", "works"),
     Family("mistral", "Mistral", ("MistralForCausalLM",), "mistralai/Mistral-7B-v0.1", "works"),
     Family("mixtral", "Mixtral", ("MixtralForCausalLM",), "mistralai/Mixtral-8x7B-v0.1", "works"),
-    Family("mpt", "MPT", ("MPTForCausalLM", "MptForCausalLM"), "mosaicml/mpt-7b", "removed", remote_code=True,
+    Family("mpt", "MPT", ("MPTForCausalLM", "MptForCausalLM"), "mosaicml/mpt-7b", "removed",
            last_vllm="0.28.0",
            alternatives="use an image whose vLLM is 0.28.0 or older, or a supported family of the same size "
                         "(Llama-3.1-8B, Mistral-7B, Qwen2.5-7B; StarCoder for code)"),
@@ -121,3 +121,30 @@ def unsupported_message(config: Mapping[str, Any], supported: set[str], vllm_ver
     last = f" (vLLM served it up to {family.last_vllm})" if family.last_vllm else ""
     return (f"{family.name} models ({', '.join(architectures)}) are not supported by vLLM {vllm_version}{last}. "
             f"Fix: {family.alternatives}.")
+
+
+@dataclass(frozen=True)
+class QuantFormat:
+    key: str
+    name: str
+    quantize: str  # option.quantize
+    checkpoint: str  # what the test serves
+    example: str  # a real checkpoint in that format (the client's catalog where it has one)
+    status: Literal["works", "fails"]
+    engine_error: str = ""  # for "fails": the engine's own words, which lmi-serve's start error carries
+    note: str = ""
+
+
+QUANT_FORMATS: tuple[QuantFormat, ...] = (
+    QuantFormat("awq", "AWQ 4-bit (GEMM, zero point)", "awq", "AWQ checkpoint (qweight/qzeros/scales)",
+                "TheBloke/Mistral-7B-v0.1-AWQ", "works", note="bfloat16/float16 only (not float32)"),
+    QuantFormat("gptq", "GPTQ 4-bit (symmetric, desc_act false)", "gptq", "GPTQ v1 checkpoint (qweight/qzeros/"
+                "scales/g_idx)", "TheBloke/Mistral-7B-v0.1-GPTQ", "works"),
+    QuantFormat("fp8", "FP8 (dynamic, quantized while loading)", "fp8", "the 16-bit checkpoint",
+                "mistralai/Mistral-7B-v0.1", "works"),
+    QuantFormat("ct-fp8", "compressed-tensors FP8 W8A8 (float-quantized, per channel)", "compressed-tensors",
+                "llm-compressor FP8-dynamic checkpoint", "RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8-dynamic", "works"),
+    QuantFormat("ct-int8", "compressed-tensors INT8 W8A8 (int-quantized, per channel)", "compressed-tensors",
+                "llm-compressor W8A8 INT8 checkpoint", "RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w8a8",
+                "works"),
+)

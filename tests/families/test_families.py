@@ -17,15 +17,13 @@ import pytest
 
 from lmi_serve.families import FAMILIES, Family
 from tests.e2e.conftest import start_server
-from tests.tiny_families import SPECS, build_family, build_unserved
+from tests.tiny_families import SPECS, STREAMED, build_family, build_unserved
 from tests.tiny_models import greedy_reference
 
 SERVED = [f.key for f in FAMILIES if f.status == "works"]
 REFUSED = [f.key for f in FAMILIES if f.status != "works"]
 PROMPT = "The capital of France is"
 NEW_TOKENS = 8
-#: A streaming check on a few families of different attention/MLP shapes (the stream path is family-agnostic).
-STREAMED = {"llama", "falcon", "gemma2", "chatglm"}
 
 
 def _family(key: str) -> Family:
