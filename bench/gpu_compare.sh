@@ -6,6 +6,7 @@
 #   bash bench/gpu_compare.sh MODEL_DIR seed      # one GPU: lmi-serve with the seed template's max_rolling_batch_size=64
 #   bash bench/gpu_compare.sh MODEL_DIR copies    # 2 GPUs: vLLM --data-parallel-size 2, lmi-serve defaults (auto): 64, 256
 #   bash bench/gpu_compare.sh MODEL_DIR tp2       # 2 GPUs: vLLM --tensor-parallel-size 2, lmi-serve TP=max: 64, 256
+#   bash bench/gpu_compare.sh AWQ_DIR awq         # one GPU: lmi-serve option.quantize=awq (bench/gpu_awq_model.py)
 #
 # COLD=1 gives every server empty vLLM / inductor / Triton caches, so start-up times compare cold against cold.
 # GPUS (default 0, or 0,1 for copies/tp2) sets CUDA_VISIBLE_DEVICES. NVLink multicast stays off.
@@ -56,6 +57,8 @@ serve() {  # NAME PORT -> starts a server in the background, sets PID
                   python3 -m lmi_serve.cli serve > "$out/$name.log" 2>&1 & ;;
     lmi-serve-tp2) setsid env OPTION_MODEL_ID="$model" SAGEMAKER_BIND_TO_PORT="$port" OPTION_TENSOR_PARALLEL_DEGREE=max \
                   python3 -m lmi_serve.cli serve > "$out/$name.log" 2>&1 & ;;
+    lmi-serve-awq) setsid env OPTION_MODEL_ID="$model" SAGEMAKER_BIND_TO_PORT="$port" OPTION_QUANTIZE=awq \
+                  python3 -m lmi_serve.cli serve > "$out/$name.log" 2>&1 & ;;
     lmi-serve-seed) setsid env SERVING_LOAD_MODELS=test::Python=/opt/ml/model OPTION_MODEL_ID="$model" \
                   OPTION_TENSOR_PARALLEL_DEGREE=max OPTION_MAX_ROLLING_BATCH_SIZE=64 OPTION_ROLLING_BATCH=vllm \
                   SAGEMAKER_BIND_TO_PORT="$port" python3 -m lmi_serve.cli serve > "$out/$name.log" 2>&1 & ;;
@@ -101,6 +104,7 @@ case $phase in
   compare) measure vllm-serve openai /health "$levels"; measure lmi-serve lmi /ping "$levels" ;;
   seed) measure lmi-serve-seed lmi /ping "${SEED_LEVELS:-256}" ;;
   copies) measure vllm-serve-dp2 openai /health "$levels"; measure lmi-serve-auto lmi /ping "$levels" ;;
+  awq) measure lmi-serve-awq lmi /ping "${AWQ_LEVELS:-1,64}" ;;  # MODEL_DIR: an AWQ checkpoint (gpu_awq_model.py)
   tp2) measure vllm-serve-tp2 openai /health "$levels"; measure lmi-serve-tp2 lmi /ping "$levels" ;;
 esac
 cat "$out/gpu.txt"

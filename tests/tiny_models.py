@@ -241,7 +241,7 @@ def _awq_pack(values: Any) -> Any:
     import torch
 
     grouped = values.to(torch.int64).reshape(values.shape[0], -1, 8)[:, :, list(_AWQ_PACK_ORDER)]
-    shifts = torch.arange(0, 32, 4, dtype=torch.int64)
+    shifts = torch.arange(0, 32, 4, dtype=torch.int64, device=values.device)
     packed = (grouped << shifts).sum(dim=-1)  # < 2**32; reinterpret as signed int32
     return torch.where(packed >= 2**31, packed - 2**32, packed).to(torch.int32)
 
