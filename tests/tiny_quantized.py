@@ -118,3 +118,79 @@ def cached_quantized(fmt: str) -> Path:
     if fmt in ("ct-fp8", "ct-int8"):
         return build_tiny_mistral_compressed(dest, "fp8" if fmt == "ct-fp8" else "int8")
     raise ValueError(f"unknown tiny quantized format {fmt!r}")
+
+
+#: Mistral-7B-v0.1's config.json shapes (32 layers, GQA 32/8 heads of 128, SwiGLU 14336, vocab 32000).
+MISTRAL_7B = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+              "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 32000, "max_position_embeddings": 32768,
+              "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "sliding_window": 4096, "tie_word_embeddings": False}
+
+
+def _mistral_7b_awq_tensors(group_size: int, seed: int) -> dict[str, Any]:
+    """Random (std 0.02) Mistral-7B weights, every *_proj AWQ-quantized as made, one matrix at a time."""
+    import torch
+
+    from tests.tiny_models import awq_quantize
+
+    c = {key: int(value) for key, value in MISTRAL_7B.items()}
+    hidden, inter, kv = c["hidden_size"], c["intermediate_size"], c["num_key_value_heads"] * c["head_dim"]
+    generator = torch.Generator().manual_seed(seed)
+
+    def normal(*shape: int) -> Any:
+        return torch.randn(*shape, generator=generator) * 0.02
+
+    tensors: dict[str, Any] = {"model.embed_tokens.weight": normal(c["vocab_size"], hidden).half(),
+                               "model.norm.weight": torch.ones(hidden, dtype=torch.float16),
+                               "lm_head.weight": normal(c["vocab_size"], hidden).half()}
+    shapes = {"self_attn.q_proj": (hidden, hidden), "self_attn.k_proj": (kv, hidden),
+              "self_attn.v_proj": (kv, hidden), "self_attn.o_proj": (hidden, hidden),
+              "mlp.gate_proj": (inter, hidden), "mlp.up_proj": (inter, hidden), "mlp.down_proj": (hidden, inter)}
+    for layer in range(c["num_hidden_layers"]):
+        prefix = f"model.layers.{layer}"
+        for norm in ("input_layernorm", "post_attention_layernorm"):
+            tensors[f"{prefix}.{norm}.weight"] = torch.ones(hidden, dtype=torch.float16)
+        for name, shape in shapes.items():
+            qweight, qzeros, scales = awq_quantize(normal(*shape), group_size)
+            tensors.update({f"{prefix}.{name}.qweight": qweight, f"{prefix}.{name}.qzeros": qzeros,
+                            f"{prefix}.{name}.scales": scales})
+    return tensors
+
+
+def build_mistral_7b_awq(dest: Path, group_size: int = 128, seed: int = 0) -> Path:
+    """A random-weight checkpoint with Mistral-7B-v0.1's exact shapes and tokenizer, AWQ 4-bit (GEMM, zero point,
+    `group_size`) like TheBloke/Mistral-7B-v0.1-AWQ: about 4 GiB, for serving on a GPU with quantize=awq.
+    Built without materialising the 16-bit model (one matrix at a time), in about a minute."""
+    from safetensors.torch import save_file
+
+    from tests.tiny_models import BOS_ID, EOS_ID, _save_tokenizer
+
+    params = {"kind": "mistral-7b-awq", "format_version": QUANTIZED_FORMAT_VERSION, "group_size": group_size,
+              "seed": seed}
+
+    def write(tmp: Path) -> None:
+        save_file(_mistral_7b_awq_tensors(group_size, seed), str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        config = {"architectures": ["MistralForCausalLM"], "model_type": "mistral", **MISTRAL_7B,
+                  "hidden_act": "silu", "initializer_range": 0.02, "bos_token_id": BOS_ID, "eos_token_id": EOS_ID,
+                  "dtype": "float16", "use_cache": True,
+                  "quantization_config": {"quant_method": "awq", "bits": 4, "group_size": group_size,
+                                          "zero_point": True, "version": "gemm", "modules_to_not_convert": None}}
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        (tmp / "generation_config.json").write_text(json.dumps({"bos_token_id": BOS_ID, "eos_token_id": EOS_ID}))
+        _save_tokenizer(tmp, 32768)
+
+    return _build_cached(dest, params, write)
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m tests.tiny_quantized")
+    parser.add_argument("command", choices=["mistral-7b-awq", "gptq", "ct-fp8", "ct-int8"])
+    parser.add_argument("dest", type=Path, nargs="?", help="mistral-7b-awq only (others: the test cache)")
+    ns = parser.parse_args()
+    if ns.command == "mistral-7b-awq":
+        print(build_mistral_7b_awq(ns.dest or TINY_MODEL_CACHE / "mistral-7b-awq"))
+    else:
+        print(cached_quantized(ns.command))
+    sys.exit(0)

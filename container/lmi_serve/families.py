@@ -39,8 +39,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("aquila", "Aquila/Aquila2", ("AquilaForCausalLM", "AquilaModel"), "BAAI/AquilaChat2-7B", "removed",
            remote_code=True, last_vllm="0.24.0",
            alternatives='Aquila checkpoints are in Llama\'s layout (vLLM served them with its Llama class): set '
-                        '"architectures": ["LlamaForCausalLM"] in the checkpoint\'s config.json, or use an image '
-                        "whose vLLM is 0.24.0 or older"),
+                        '"architectures": ["LlamaForCausalLM"] and "model_type": "llama" in the checkpoint\'s '
+                        "config.json, or use an image whose vLLM is 0.24.0 or older"),
     Family("baichuan", "Baichuan/Baichuan2", ("BaichuanForCausalLM", "BaiChuanForCausalLM"),
            "baichuan-inc/Baichuan2-13B-Chat", "removed", remote_code=True, last_vllm="0.23.0",
            alternatives="use an image whose vLLM is 0.23.0 or older, or a supported family of the same size "
