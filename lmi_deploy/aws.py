@@ -4,8 +4,9 @@ whose messages say what failed and how to fix it. Session and `sleep` are parame
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,18 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 
 from lmi_deploy.errors import LmiDeployError
 
-RETRIES = Config(retries={"mode": "standard", "max_attempts": 10}, connect_timeout=10, read_timeout=70)
+DEFAULT_MAX_ATTEMPTS = 10
+
+
+def retry_config(environ: Mapping[str, str] | None = None) -> Config:
+    """botocore's standard retries: throttling, 5xx and network errors back off and retry, 10 attempts unless
+    the user set AWS_MAX_ATTEMPTS / AWS_RETRY_MODE (an explicit Config would otherwise silently override them)."""
+    environ = os.environ if environ is None else environ
+    attempts = environ.get("AWS_MAX_ATTEMPTS", "").strip()
+    retries: dict[str, Any] = {"mode": environ.get("AWS_RETRY_MODE", "").strip() or "standard",
+                               "max_attempts": int(attempts) if attempts.isdigit() and int(attempts) > 0
+                               else DEFAULT_MAX_ATTEMPTS}
+    return Config(retries=retries, connect_timeout=10, read_timeout=70)  # type: ignore[arg-type]
 LOG_GROUP = "/aws/sagemaker/Endpoints/{}"
 TERMINAL_OK, TERMINAL_FAILED = "InService", ("Failed", "UpdateRollbackFailed", "OutOfService")
 
@@ -99,7 +111,7 @@ class Aws:
         if service not in self._clients:
             url = self._endpoint_urls.get(service)
             extra = {"endpoint_url": url} if url else {}
-            self._clients[service] = self._session.client(service, config=RETRIES, **extra)
+            self._clients[service] = self._session.client(service, config=retry_config(), **extra)
         return self._clients[service]
 
     def call(self, service: str, operation: str, request: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import boto3
 import requests
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
-from moto.sagemaker.exceptions import ValidationError
+from moto.sagemaker.exceptions import SagemakerClientError, ValidationError
 from moto.server import ThreadedMotoServer
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -37,6 +37,8 @@ class MotoServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.failing_endpoints: dict[str, str] = {}  # endpoint name -> FailureReason
         self.failing_operations: set[str] = set()  # backend method names that raise
+        self.throttled: dict[str, list[int]] = {}  # backend method name -> [calls to let through, then throttle]
+        self.calls: dict[str, int] = {}  # backend method name -> calls seen (throttleable ones)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
 
     @property
@@ -54,6 +56,8 @@ class MotoServer:
     def reset(self) -> None:
         self.failing_endpoints.clear()
         self.failing_operations.clear()
+        self.throttled.clear()
+        self.calls.clear()
         requests.post(self.url + "/moto-api/reset", timeout=10)
 
     def client(self, service: str) -> Any:
@@ -76,6 +80,16 @@ class MotoServer:
             yield
         finally:
             self.failing_operations.difference_update(operations)
+
+    @contextmanager
+    def throttling(self, operation: str, times: int, after: int = 0) -> Iterator[None]:
+        """Let `after` calls of a backend operation through, then answer the next `times` with
+        ThrottlingException, as AWS does when a rate limit is hit."""
+        self.throttled[operation] = [after, times]
+        try:
+            yield
+        finally:
+            self.throttled.pop(operation, None)
 
     def _patch(self) -> None:
         server = self
@@ -111,6 +125,8 @@ class MotoServer:
         for name in ("create_model", "create_endpoint_config", "delete_model", "delete_endpoint_config"):
             _make_failable(backend_class, name, server)
         _make_failable(backend_class, "create_endpoint", server)
+        for name in THROTTLEABLE:
+            _make_throttleable(backend_class, name, server)
 
 
 def _make_failable(cls: Any, name: str, server: MotoServer) -> None:
@@ -119,6 +135,31 @@ def _make_failable(cls: Any, name: str, server: MotoServer) -> None:
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         if name in server.failing_operations:
             raise ValidationError(message=f"injected failure in {name}")
+        return original(self, *args, **kwargs)
+
+    setattr(cls, name, wrapper)
+
+
+THROTTLEABLE = ("create_model", "create_endpoint_config", "create_endpoint", "describe_endpoint", "delete_model",
+                "delete_endpoint_config", "delete_endpoint")
+
+
+class Throttling(SagemakerClientError):  # type: ignore[misc]
+    code = "ThrottlingException"
+
+
+def _make_throttleable(cls: Any, name: str, server: MotoServer) -> None:
+    original = getattr(cls, name)
+
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        server.calls[name] = server.calls.get(name, 0) + 1
+        rule = server.throttled.get(name)
+        if rule is not None:
+            if rule[0] > 0:
+                rule[0] -= 1
+            elif rule[1] > 0:
+                rule[1] -= 1
+                raise Throttling("Rate exceeded")
         return original(self, *args, **kwargs)
 
     setattr(cls, name, wrapper)

@@ -12,6 +12,7 @@ MAX_TEMPERATURE = 2.0  # vLLM rejects more (after the response has started, were
 
 # Limits vLLM enforces itself once the request reaches the engine, checked here so they are 400s that name the
 # parameter: integers travel to the engine as MessagePack (64 bits), stop strings must not be empty.
+MAX_INT64 = 2**63 - 1
 Seed = Annotated[int, Field(ge=-(2**63), le=2**64 - 1)]
 StopString = Annotated[str, Field(min_length=1)]
 
@@ -26,7 +27,7 @@ class LmiParameters(_Strict):
     max_new_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=MAX_TEMPERATURE)
     top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=-1)
+    top_k: int | None = Field(None, ge=-1, le=MAX_INT64)
     do_sample: bool = False
     stop: list[StopString] | StopString | None = None
     seed: Seed | None = None
@@ -63,7 +64,7 @@ class _OpenAISampling(_Strict):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=MAX_TEMPERATURE)
     top_p: float | None = Field(None, gt=0, le=1)
-    top_k: int | None = Field(None, ge=-1)
+    top_k: int | None = Field(None, ge=-1, le=MAX_INT64)
     n: Literal[1] = 1
     stop: list[StopString] | StopString | None = None
     seed: Seed | None = None

@@ -100,6 +100,8 @@ def test_fuzzed_borderline_requests_are_never_5xx(app: InProcess) -> None:
     (b'{"inputs": "x", "parameters": {"temperature": 2.5}}', "parameters.temperature"),
     (b'{"inputs": "x", "parameters": {"seed": 18446744073709551616}}', "parameters.seed"),
     (b'{"prompt": "x", "seed": -9223372036854775809}', "seed"),
+    (b'{"inputs": "x", "parameters": {"top_k": 18446744073709551616}}', "parameters.top_k"),
+    (b'{"messages": [{"role": "user", "content": "x"}], "top_k": 18446744073709551616}', "top_k"),
     (b'{"inputs": "x", "parameters": {"stop": [""]}}', "parameters.stop"),
     (b'{"messages": [{"role": "user", "content": "x"}], "stop": ""}', "stop"),
 ])
