@@ -53,6 +53,8 @@ def sizing_cell(model_id: str, remote_code: bool, quantize: str | None = None) -
 
 def family_row(family: Family) -> str:
     status = STATUS_TEXT[family.status]
+    if family.transformers_backend:
+        status += " (through vLLM's Transformers modeling backend)"
     newer = "" if family.seed else " (newer)"
     cells = [f"{family.name}{newer}", ", ".join(f"`{a}`" for a in family.architectures), status,
              how_tested(family.key), f"`{family.example}`", sizing_cell(family.example, family.remote_code)]

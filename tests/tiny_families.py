@@ -249,7 +249,8 @@ _LLAMA_ROPE3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "h
 SPECS: dict[str, TinySpec] = {spec.key: spec for spec in (
     TinySpec("llama", "LlamaConfig", "LlamaForCausalLM", _llama_like(), reference=True),
     TinySpec("llama3", "LlamaConfig", "LlamaForCausalLM",
-             _llama_like(num_key_value_heads=2, rope_theta=500000.0, rope_scaling=_LLAMA_ROPE3), reference=True),
+             _llama_like(num_key_value_heads=2, rope_theta=500000.0, rope_scaling=_LLAMA_ROPE3,
+                         max_position_embeddings=131072), reference=True),
     TinySpec("yi", "LlamaConfig", "LlamaForCausalLM", _llama_like(num_key_value_heads=2, rope_theta=5000000.0),
              reference=True),
     TinySpec("mixtral", "MixtralConfig", "MixtralForCausalLM",

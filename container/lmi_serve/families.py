@@ -32,6 +32,7 @@ class Family:
     remote_code: bool = False  # the real checkpoints need trust_remote_code (config not in transformers)
     last_vllm: str | None = None  # the last vLLM release that served it (vLLM's _PREVIOUSLY_SUPPORTED_MODELS)
     alternatives: str = ""  # what to do instead, for families that fail at start
+    transformers_backend: bool = False  # vLLM serves it through its Transformers modeling backend
     note: str = ""
 
 
@@ -55,9 +56,11 @@ FAMILIES: tuple[Family, ...] = (
                         "(nvidia/Llama-3_3-Nemotron-Super-49B-v1), or Llama-3.1-8B/Mistral-7B"),
     Family("falcon", "Falcon", ("FalconForCausalLM",), "tiiuae/falcon-7b", "works"),
     Family("gpt2", "GPT-2", ("GPT2LMHeadModel",), "gpt2-xl", "works"),
-    Family("gpt_bigcode", "GPT BigCode", ("GPTBigCodeForCausalLM",), "bigcode/starcoder", "works"),
+    Family("gpt_bigcode", "GPT BigCode", ("GPTBigCodeForCausalLM",), "bigcode/starcoder", "works",
+           transformers_backend=True),
     Family("gptj", "GPT-J", ("GPTJForCausalLM",), "EleutherAI/gpt-j-6b", "works"),
-    Family("gpt_neox", "GPT-NeoX", ("GPTNeoXForCausalLM",), "EleutherAI/gpt-neox-20b", "works"),
+    Family("gpt_neox", "GPT-NeoX", ("GPTNeoXForCausalLM",), "EleutherAI/gpt-neox-20b", "works",
+           transformers_backend=True),
     Family("internlm", "InternLM", ("InternLMForCausalLM",), "internlm/internlm-chat-7b", "removed",
            remote_code=True, last_vllm="0.23.0",
            alternatives="use InternLM2/2.5 (InternLM2ForCausalLM, e.g. internlm/internlm2_5-7b-chat) or "
@@ -72,7 +75,8 @@ FAMILIES: tuple[Family, ...] = (
            alternatives="use an image whose vLLM is 0.28.0 or older, or a supported family of the same size "
                         "(Llama-3.1-8B, Mistral-7B, Qwen2.5-7B; StarCoder for code)"),
     Family("opt", "OPT", ("OPTForCausalLM",), "facebook/opt-iml-max-30b", "works"),
-    Family("phi", "Phi", ("PhiForCausalLM",), "microsoft/phi-2", "works"),
+    Family("phi", "Phi", ("PhiForCausalLM",), "microsoft/phi-2", "works",
+           transformers_backend=True),
     Family("qwen", "Qwen", ("QWenLMHeadModel",), "Qwen/Qwen-7B-Chat", "removed", remote_code=True,
            last_vllm="0.23.0",
            alternatives="use Qwen1.5/Qwen2.5 (Qwen2ForCausalLM, e.g. Qwen/Qwen2.5-7B-Instruct), the "

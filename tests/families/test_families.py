@@ -38,6 +38,13 @@ def _generate(url: str) -> dict[str, Any]:
     return result
 
 
+def _outcome(result: dict[str, Any]) -> tuple[list[int], str, str]:
+    """Token ids, text and finish reason. Not each token's text: lmi-serve's first request after start may
+    give a byte-fallback token's replacement character to the next token's text, later requests don't."""
+    details = result["details"]
+    return [t["id"] for t in details["tokens"]], result["generated_text"], details["finish_reason"]
+
+
 def _stream_ids(url: str) -> list[int]:
     body = {"inputs": PROMPT, "parameters": {"max_new_tokens": NEW_TOKENS}, "stream": True}
     with httpx.stream("POST", url + "/invocations", json=body, timeout=120) as response:
@@ -68,7 +75,8 @@ def test_family_is_served(key: str, tmp_path: Path) -> None:
         ids = [token["id"] for token in first["details"]["tokens"]]
         assert first["details"]["generated_tokens"] == len(ids) > 0
         assert first["details"]["finish_reason"] in ("length", "eos_token")
-        assert _generate(server.url) == first  # greedy decoding repeats exactly
+        again = _generate(server.url)  # greedy decoding repeats exactly (ids and text; see _outcome)
+        assert _outcome(again) == _outcome(first)
         if key in STREAMED:
             assert _stream_ids(server.url) == ids
     finally:

@@ -61,6 +61,8 @@ def test_table_matches_the_installed_vllm_registry() -> None:
             assert {previously.get(arch) for arch in family.architectures} == {family.last_vllm}, family.key
         else:
             assert set(family.architectures) <= supported, family.key
+            by_transformers = set(family.architectures) & set(registry._TRANSFORMERS_SUPPORTED_MODELS)
+            assert bool(by_transformers) == family.transformers_backend, family.key
 
 
 def test_supported_models_doc_is_not_stale() -> None:
