@@ -84,8 +84,9 @@ def render() -> str:
         "",
         "`lmi-serve` reads the checkpoint's config.json before loading anything and exits with code 1 and one "
         "`ERROR ... lmi-serve:` line naming the family and the fix (vLLM's own record gives the last release "
-        "that served it). Models needing remote code also need `option.trust_remote_code=true` (the client "
-        "asks for it before deploying).",
+        "that served it). The check reads the installed vLLM's registry, so an image with an older vLLM serves "
+        "what that vLLM still has (Aquila on vLLM 0.24, for one). Models needing remote code also need "
+        "`option.trust_remote_code=true` (the client asks for it before deploying).",
         "",
     ]
     for family in FAMILIES:
