@@ -162,7 +162,7 @@ def build_mistral_7b_awq(dest: Path, group_size: int = 128, seed: int = 0) -> Pa
     Built without materialising the 16-bit model (one matrix at a time), in about a minute."""
     from safetensors.torch import save_file
 
-    from tests.tiny_models import BOS_ID, EOS_ID, _save_tokenizer
+    from tests.tiny_models import BOS_ID, EOS_ID
 
     params = {"kind": "mistral-7b-awq", "format_version": QUANTIZED_FORMAT_VERSION, "group_size": group_size,
               "seed": seed}
@@ -176,9 +176,27 @@ def build_mistral_7b_awq(dest: Path, group_size: int = 128, seed: int = 0) -> Pa
                                           "zero_point": True, "version": "gemm", "modules_to_not_convert": None}}
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         (tmp / "generation_config.json").write_text(json.dumps({"bos_token_id": BOS_ID, "eos_token_id": EOS_ID}))
-        _save_tokenizer(tmp, 32768)
+        _save_any_tokenizer(tmp, 32768)
 
     return _build_cached(dest, params, write)
+
+
+def _save_any_tokenizer(dest: Path, max_length: int) -> None:
+    """Mistral-7B's tokenizer with transformers 5 (`tiny_models._save_tokenizer`) or 4 (the GPU host's vLLM 0.24,
+    where LlamaTokenizer is the slow class without a backend_tokenizer: its fast twin converts the same file)."""
+    import shutil
+
+    from tests.tiny_models import _save_tokenizer, mistral_tokenizer_model
+
+    try:
+        _save_tokenizer(dest, max_length)
+    except AttributeError:
+        from transformers import LlamaTokenizerFast
+
+        shutil.copyfile(mistral_tokenizer_model(), dest / "tokenizer.model")
+        tokenizer = LlamaTokenizerFast.from_pretrained(str(dest), add_bos_token=True, add_eos_token=False,
+                                                       legacy=False, model_max_length=max_length)
+        tokenizer.save_pretrained(str(dest))
 
 
 if __name__ == "__main__":
