@@ -22,7 +22,7 @@ levels=${LEVELS:-1,64,256}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 VLLM_USE_FLASHINFER_SAMPLER=0
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-case $phase in copies|tp2) export CUDA_VISIBLE_DEVICES=${GPUS:-0,1}; levels=${LEVELS:-64,256} ;;
+case $phase in copies|tp2|profile-auto) export CUDA_VISIBLE_DEVICES=${GPUS:-0,1}; levels=${LEVELS:-64,256} ;;
                *) export CUDA_VISIBLE_DEVICES=${GPUS:-0} ;; esac
 
 wait_ready() {  # PID URL LOG -> prints seconds from start to ready
@@ -81,8 +81,8 @@ measure() {  # NAME TARGET PROBE LEVELS
   local ready
   ready=$(wait_ready "$PID" "http://127.0.0.1:$port$probe" "$out/$name.log" "$started") || { stop "$PID"; return 1; }
   echo "$name ready in $ready s" >&2
-  if [ "$name" = lmi-serve ] && [ "${PROFILE:-1}" = 1 ] && command -v py-spy >/dev/null; then
-    (sleep 40; py-spy record --nonblocking -r 50 -d 15 -f raw -o "$out/lmi-serve.collapsed" -p "$PID" \
+  if [ "$name" = "${PROFILE_SERVER:-lmi-serve}" ] && command -v py-spy >/dev/null; then
+    (sleep "${PROFILE_DELAY:-40}"; py-spy record --nonblocking -r 50 -d 15 -f raw -o "$out/$name.collapsed" -p "$PID" \
        > "$out/py-spy.log" 2>&1) &
   fi
   run_bench "$target" "http://127.0.0.1:$port" "$name" "$lv" > "$out/$name.bench.json" 2> "$out/$name.bench.log"
@@ -103,6 +103,7 @@ python3 -c "import vllm, torch; print('vllm', vllm.__version__, 'torch', torch._
 case $phase in
   compare) measure vllm-serve openai /health "$levels"; measure lmi-serve lmi /ping "$levels" ;;
   seed) measure lmi-serve-seed lmi /ping "${SEED_LEVELS:-256}" ;;
+  profile-auto) measure lmi-serve-auto lmi /ping 256 ;;  # with PROFILE_SERVER=lmi-serve-auto PROFILE_DELAY=12
   copies) measure vllm-serve-dp2 openai /health "$levels"; measure lmi-serve-auto lmi /ping "$levels" ;;
   awq) measure lmi-serve-awq lmi /ping "${AWQ_LEVELS:-1,64}" ;;  # MODEL_DIR: an AWQ checkpoint (gpu_awq_model.py)
   tp2) measure vllm-serve-tp2 openai /health "$levels"; measure lmi-serve-tp2 lmi /ping "$levels" ;;

@@ -17,7 +17,7 @@ from lmi_deploy.sizing.sizing import (
     EAGER_OVERHEAD_GIB,
     MAX_RUNTIME_BATCH,
     OVERHEAD_GIB,
-    USEFUL_KV_REQUESTS,
+    USEFUL_KV_TOKENS,
     Memory,
     auto_degree,
     batch_for,
@@ -80,8 +80,8 @@ def _auto(args: dict[str, Any], facts: ModelFacts, gpu_count: int, gib_per_gpu: 
     if gpu_count // degree > 1 and "data_parallel_size" not in args:
         args["data_parallel_size"] = gpu_count // degree
     return (f"tensor_parallel_degree=auto: TP={degree}, the smallest degree with {memory.weights_gib:.1f} GiB of "
-            f"weights and KV room for {USEFUL_KV_REQUESTS} requests of {needed} tokens on {gib_per_gpu:.1f} GiB "
-            "GPUs; a copy on every remaining GPU")
+            f"weights and KV room for a request of {needed} tokens and {max(needed, USEFUL_KV_TOKENS):,} tokens in "
+            f"all on {gib_per_gpu:.1f} GiB GPUs; a copy on every remaining GPU")
 
 
 def _int_degree(args: Mapping[str, Any], gpu_count: int) -> int:

@@ -20,7 +20,7 @@ MIN_CONTEXT = 2048  # sizing never shrinks max_model_len below this (or the mode
 TOKENS_PER_SEQUENCE = 1024  # a typical request (prompt + output), for batch sizing
 MAX_BATCH = 256  # the client's ceiling for max_rolling_batch_size
 MAX_RUNTIME_BATCH = 1024  # the container's ceiling: vLLM's own largest default for max_num_seqs
-USEFUL_KV_REQUESTS = 4  # `auto` wants KV room for this many requests of the needed context per copy
+USEFUL_KV_TOKENS = 16 * TOKENS_PER_SEQUENCE  # `auto` wants KV room for a batch of 16 typical requests per copy
 QUANT_BITS = {"awq": 4, "awq_marlin": 4, "gptq": 4, "gptq_marlin": 4, "fp8": 8, "fbgemm_fp8": 8,
               "compressed-tensors": 4, "bitsandbytes": 4, "experts_int8": 8}
 
@@ -149,9 +149,13 @@ def kv_tokens(facts: ModelFacts, degree: int, gib_per_gpu: float, memory: Memory
 
 
 def auto_degree(facts: ModelFacts, gpus: int, gib_per_gpu: float, memory: Memory, needed_tokens: int) -> int | None:
-    """`auto`: the smallest degree that divides the GPUs and the heads and leaves KV room for
-    USEFUL_KV_REQUESTS requests of `needed_tokens`; the other GPUs hold more copies. None: nothing fits."""
-    wanted = USEFUL_KV_REQUESTS * needed_tokens
+    """`auto`: the smallest degree that divides the GPUs and the heads and whose KV cache holds one request of
+    `needed_tokens` (vLLM's own condition) and a useful batch (USEFUL_KV_TOKENS); the other GPUs hold more
+    copies. Without a useful batch anywhere, the smallest degree that holds one request. None: nothing fits.
+
+    Room for several *full-length* requests is not asked for: with today's 32k-128k contexts that would
+    spread a 7B model over two GPUs, and most requests are far shorter than the context."""
+    wanted = max(needed_tokens, USEFUL_KV_TOKENS)
     fitting = [d for d in range(1, gpus + 1) if gpus % d == 0 and valid_degree(facts, d)
                and kv_tokens(facts, d, gib_per_gpu, memory) >= needed_tokens]
     useful = [d for d in fitting if kv_tokens(facts, d, gib_per_gpu, memory) >= wanted]
@@ -205,8 +209,9 @@ def _fit(request: SizingInput, instance: GpuInstance, explicit: bool) -> Sizing 
 def _layout_reason(wanted: int | str | None, degree: int, copies: int, needed: int) -> str:
     layout = f"TP={degree} x {copies} cop{'y' if copies == 1 else 'ies'}"
     if wanted is None or wanted == "auto":
-        return (f"{layout} (tensor_parallel_degree=auto): the smallest degree with KV room for "
-                f"{USEFUL_KV_REQUESTS} requests of {needed} tokens; a copy on every remaining GPU (data parallel)")
+        return (f"{layout} (tensor_parallel_degree=auto): the smallest degree with KV room for a request of "
+                f"{needed} tokens and {USEFUL_KV_TOKENS:,} tokens in all; a copy on every remaining GPU "
+                "(data parallel)")
     if wanted == "max":
         return f"{layout} (tensor_parallel_degree=max): every GPU in one copy"
     return f"{layout} (tensor_parallel_degree={wanted}" + (": one copy per group of GPUs)" if copies > 1 else ")")

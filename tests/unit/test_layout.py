@@ -44,12 +44,24 @@ def test_auto_takes_tp_for_a_model_one_gpu_cannot_hold(tmp_path: Path) -> None:
                        ).engine_args["tensor_parallel_size"] == 4
 
 
+def test_a_long_context_asks_for_one_full_request_not_several(tmp_path: Path) -> None:
+    """The GPU host's random Mistral-7B has transformers' default 131072-token context. Asking for room for 4
+    such requests took TP=2 on two H100s (measured: 11.7k tok/s, against 14.3k for two copies); one request of
+    131072 tokens (16 GiB of KV) fits one H100 next to the weights, so auto runs two copies."""
+    long_context = model(tmp_path, {**MISTRAL_7B, "max_position_embeddings": 131072})
+    args = plan_layout({"tensor_parallel_size": "auto"}, long_context, 2, 79.6).engine_args
+    assert (args["tensor_parallel_size"], args["data_parallel_size"]) == (1, 2)
+
+
 def test_small_gpus_and_a_long_context_need_a_larger_degree(tmp_path: Path) -> None:
-    """4 x A10G and Mistral's 32k context: one GPU holds the weights but not 4 full-length requests."""
-    args = plan_layout({"tensor_parallel_size": "auto"}, model(tmp_path, MISTRAL_7B), 4, 22.0).engine_args
+    """4 x A10G and a 131072-token context: one GPU holds the weights but not one full-length request."""
+    long_context = model(tmp_path, {**MISTRAL_7B, "max_position_embeddings": 131072})
+    args = plan_layout({"tensor_parallel_size": "auto"}, long_context, 4, 22.0).engine_args
     assert (args["tensor_parallel_size"], args["data_parallel_size"]) == (2, 2)
-    shorter = plan_layout({"tensor_parallel_size": "auto", "max_model_len": 8192}, tmp_path, 4, 22.0).engine_args
+    shorter = plan_layout({"tensor_parallel_size": "auto", "max_model_len": 8192}, long_context, 4, 22.0).engine_args
     assert (shorter["tensor_parallel_size"], shorter["data_parallel_size"]) == (1, 4)
+    assert plan_layout({"tensor_parallel_size": "auto"}, model(tmp_path, MISTRAL_7B), 4, 22.0
+                       ).engine_args["tensor_parallel_size"] == 1  # 32k context: 39k KV tokens on one A10G
 
 
 def test_explicit_settings_are_kept(tmp_path: Path) -> None:
