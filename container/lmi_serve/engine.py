@@ -122,6 +122,10 @@ class VllmEngine:
             async for output in stream:
                 yield _to_chunk(output, first and params.prompt_logprobs is not None, params.logprobs or 0)
                 first = False
+        except Exception as exc:
+            if _is_client_error(exc):  # the request's fault (vLLM's validation): the caller answers 400
+                raise ValueError(str(exc)) from exc
+            raise
         finally:
             await stream.aclose()  # vLLM aborts the request when its generator is closed early
 
@@ -161,6 +165,12 @@ class VllmEngine:
             output_kind=self._delta,
             **extra,
         )
+
+
+def _is_client_error(exc: BaseException) -> bool:
+    """vLLM's errors about the request itself (VLLMClientError and its subclasses in recent vLLMs, whose
+    validation errors are not ValueErrors), found by name so that vLLMs without that class work too."""
+    return any(cls.__name__ == "VLLMClientError" for cls in type(exc).__mro__)
 
 
 def _to_chunk(output: Any, with_prompt: bool, top_n: int) -> Chunk:
