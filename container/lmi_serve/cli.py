@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lmi_deploy.errors import LmiDeployError
 from lmi_serve.gpus import gpu_memory_gib
-from lmi_serve.layout import plan_layout
+from lmi_serve.layout import engine_environment, plan_layout
 from lmi_serve.settings import RuntimeSettings, read_settings
 
 
@@ -53,7 +53,8 @@ def _layout(settings: RuntimeSettings) -> dict[str, object]:
         return {}
     memory = gpu_memory_gib(os.environ) if settings.gpu_count else None
     layout = plan_layout(settings.engine_args, model_dir, settings.gpu_count, memory)
-    return {"layout": {"engine_args": layout.engine_args, "why": layout.why, "gib_per_gpu": memory}}
+    return {"layout": {"engine_args": layout.engine_args, "why": layout.why, "gib_per_gpu": memory,
+                       "environment": engine_environment(os.environ, settings.gpu_count)}}
 
 
 def run() -> None:

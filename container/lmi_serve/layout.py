@@ -66,6 +66,18 @@ def plan_layout(engine_args: Mapping[str, Any], model_dir: Path, gpu_count: int,
     return Layout(dict(sorted(args.items())), why)
 
 
+#: Set for multi-GPU engines unless the environment already sets them: NVLink multicast (NVLS) stays off. NCCL
+#: settings the user gives (NCCL_*, including NCCL_NVLS_ENABLE=1) are passed through untouched.
+MULTI_GPU_ENV_DEFAULTS = {"NCCL_NVLS_ENABLE": "0"}
+
+
+def engine_environment(environ: Mapping[str, str], gpu_count: int) -> dict[str, str]:
+    """Variables to add to the engine's environment: the multi-GPU defaults the user did not set."""
+    if gpu_count <= 1:
+        return {}
+    return {name: value for name, value in MULTI_GPU_ENV_DEFAULTS.items() if name not in environ}
+
+
 def _auto(args: dict[str, Any], facts: ModelFacts, gpu_count: int, gib_per_gpu: float | None, memory: Memory,
           needed: int) -> str:
     if gib_per_gpu is None:

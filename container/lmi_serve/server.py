@@ -18,7 +18,7 @@ from lmi_deploy.errors import LmiDeployError
 from lmi_serve.app import create_app
 from lmi_serve.engine import VllmEngine, check_architecture
 from lmi_serve.gpus import gpu_memory_gib
-from lmi_serve.layout import plan_layout
+from lmi_serve.layout import engine_environment, plan_layout
 from lmi_serve.model_source import fetch_model
 from lmi_serve.settings import RuntimeSettings
 from lmi_serve.state import AppState
@@ -80,9 +80,10 @@ class Runner:
         for line in layout.why:
             log.info("layout: %s", line)
         args = layout.engine_args
-        if self.settings.gpu_count > 1:
-            # NCCL settings from the environment are kept; NVLink multicast stays off unless asked for.
-            os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
+        added = engine_environment(os.environ, self.settings.gpu_count)
+        os.environ.update(added)  # vLLM's engine processes inherit it
+        if added:
+            log.info("engine environment: %s", added)
         log.info("starting vLLM with %s", args)
         state.engine = await VllmEngine.start(args)
         log.info("model %s ready: max_model_len=%d, max batch %d; serving on port %d", model.name,

@@ -153,6 +153,10 @@ def test_print_config_shows_the_layout_of_a_local_model(tmp_path: Path) -> None:
     assert layout["engine_args"]["tensor_parallel_size"] == 1
     assert layout["engine_args"]["data_parallel_size"] == 2
     assert layout["gib_per_gpu"] == 80
+    assert layout["environment"] == {"NCCL_NVLS_ENABLE": "0"}  # NVLink multicast off ...
+    kept = json.loads(print_config({**gpus, "OPTION_MODEL_ID": str(tmp_path), "NCCL_NVLS_ENABLE": "1",
+                                    "NCCL_DEBUG": "INFO"}).stdout)["layout"]
+    assert kept["environment"] == {}  # ... unless the environment says otherwise: NCCL settings are the user's
     refused = print_config({**gpus, "OPTION_MODEL_ID": str(tmp_path), "OPTION_TENSOR_PARALLEL_DEGREE": "3"})
     assert refused.returncode == 2
     assert "needs 3 GPUs but this machine has 2 visible" in refused.stderr
