@@ -17,6 +17,14 @@ class GpuInstance:
     def total_gib(self) -> float:
         return self.gpus * self.gib_per_gpu
 
+    @property
+    def compute_capability(self) -> float:
+        return COMPUTE_CAPABILITY[self.gpu]
+
+
+#: CUDA compute capability of each GPU (NVIDIA's tables): what decides fp8 and bfloat16 support in vLLM.
+COMPUTE_CAPABILITY = {"T4": 7.5, "A10G": 8.6, "L4": 8.9, "L40S": 8.9, "A100": 8.0, "H100": 9.0, "H200": 9.0}
+
 
 def _family(prefix: str, gpu: str, gib: float, layout: dict[str, int], nvme: bool = True) -> list[GpuInstance]:
     return [GpuInstance(f"ml.{prefix}.{size}", gpus, gpu, gib, nvme) for size, gpus in layout.items()]

@@ -21,6 +21,9 @@ TOKENS_PER_SEQUENCE = 1024  # a typical request (prompt + output), for batch siz
 MAX_BATCH = 256  # the client's ceiling for max_rolling_batch_size
 MAX_RUNTIME_BATCH = 1024  # the container's ceiling: vLLM's own largest default for max_num_seqs
 USEFUL_KV_TOKENS = 16 * TOKENS_PER_SEQUENCE  # `auto` wants KV room for a batch of 16 typical requests per copy
+#: Oldest GPU generation (compute capability) vLLM runs these on: FP8 needs Ampere (weight-only, Marlin) or newer,
+#: bfloat16 needs Ampere. T4 (7.5) has neither.
+MIN_COMPUTE_CAPABILITY = {"fp8": 8.0, "fbgemm_fp8": 8.0, "bfloat16": 8.0}
 QUANT_BITS = {"awq": 4, "awq_marlin": 4, "gptq": 4, "gptq_marlin": 4, "fp8": 8, "fbgemm_fp8": 8,
               "compressed-tensors": 4, "bitsandbytes": 4, "experts_int8": 8}
 
@@ -168,7 +171,25 @@ def batch_for(kv_tokens_per_copy: int, context: int, ceiling: int = MAX_BATCH) -
     return max(1, min(ceiling, kv_tokens_per_copy // min(context, TOKENS_PER_SEQUENCE)))
 
 
+def _unsupported(request: SizingInput, instance: GpuInstance) -> str | None:
+    """The feature this instance's GPU cannot run (fp8 or bfloat16 on a T4), if any."""
+    method = request.quantize or (request.facts.quantization.method if request.facts.quantization else None)
+    for feature in (method, request.dtype):
+        needed = MIN_COMPUTE_CAPABILITY.get(feature or "")
+        if needed is not None and instance.compute_capability < needed:
+            return f"{feature} needs a GPU of compute capability {needed:g} or newer; {instance.gpu} is " \
+                   f"{instance.compute_capability:g}"
+    return None
+
+
 def _fit(request: SizingInput, instance: GpuInstance, explicit: bool) -> Sizing | None:
+    unsupported = _unsupported(request, instance)
+    if unsupported:
+        if explicit:
+            others = [i.name for i in BY_CAPACITY if _fit(request, i, explicit=False)][:4]
+            raise ConfigError(f"{instance.name} cannot serve this: {unsupported}.",
+                              fix=("use " + " or ".join(others)) if others else "use a newer GPU instance")
+        return None
     degree = _degree_for(request, instance, explicit)
     if degree is None:
         return None

@@ -148,3 +148,15 @@ def test_family_specific_config_names_are_normalised() -> None:
 def test_incomplete_config_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="num_hidden_layers"):
         facts_from_config("x/y", {"hidden_size": 64, "num_attention_heads": 4, "vocab_size": 10}, "config.json")
+
+
+def test_fp8_and_bfloat16_skip_t4_instances() -> None:
+    """vLLM runs FP8 (weight-only) and bfloat16 from Ampere (8.0) on; a T4 (7.5) has neither."""
+    mistral = facts("mistralai/Mistral-7B-v0.1")
+    assert size(SizingInput(mistral, quantize="fp8")).instance_type == "ml.g5.xlarge"
+    assert size(SizingInput(mistral, quantize="awq")).instance_type.startswith("ml.g4dn.")  # AWQ runs on T4
+    assert size(SizingInput(mistral, quantize="awq", dtype="bfloat16")).instance_type == "ml.g5.xlarge"
+    with pytest.raises(ConfigError) as caught:
+        size(SizingInput(mistral, quantize="fp8", instance_type="ml.g4dn.xlarge"))
+    assert "fp8 needs a GPU of compute capability 8 or newer; T4 is 7.5" in str(caught.value)
+    assert "Fix: use ml.g5.xlarge" in str(caught.value)
