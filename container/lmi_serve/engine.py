@@ -182,22 +182,22 @@ def _to_chunk(output: Any, with_prompt: bool, top_n: int) -> Chunk:
 
 
 def _tokens(ids: list[int], text: str, logprobs: Any, top_n: int) -> tuple[Token, ...]:
-    """One Token per new id. Without logprobs the delta's text goes to its last token, so token texts
-    always add up to the generated text."""
-    tokens: list[Token] = []
-    for index, token_id in enumerate(ids):
-        entry = logprobs[index] if logprobs and index < len(logprobs) else None
-        chosen = entry.get(token_id) if entry else None
-        piece = text if index == len(ids) - 1 else ""
-        if chosen is not None and chosen.decoded_token is not None and len(ids) > 1:
-            piece = chosen.decoded_token
-        tokens.append(Token(
-            id=token_id,
-            text=piece,
-            log_prob=_finite(chosen.logprob) if chosen is not None else None,
-            top=_top(entry, top_n),
-        ))
-    return tuple(tokens)
+    """One Token per new id, whose texts always add up to the delta's text.
+
+    A delta holds several ids when the engine ran ahead of the reader. Each id then gets its own decoded
+    text (from logprobs) only where those pieces add up to the delta's text; otherwise -- a byte-fallback
+    token whose bytes the detokenizer completed or replaced -- the delta's text goes to its last id."""
+    entries = [logprobs[i] if logprobs and i < len(logprobs) else None for i in range(len(ids))]
+    chosen = [entry.get(token_id) if entry else None for entry, token_id in zip(entries, ids, strict=True)]
+    pieces = [c.decoded_token if c is not None else None for c in chosen]
+    if len(ids) > 1 and None not in pieces and "".join(p or "" for p in pieces) == text:
+        texts = [p or "" for p in pieces]
+    else:
+        texts = [""] * (len(ids) - 1) + [text] if ids else []
+    return tuple(
+        Token(id=token_id, text=piece, log_prob=_finite(c.logprob) if c is not None else None, top=_top(entry, top_n))
+        for token_id, piece, c, entry in zip(ids, texts, chosen, entries, strict=True)
+    )
 
 
 def _top(entry: Any, top_n: int) -> tuple[TopToken, ...]:
