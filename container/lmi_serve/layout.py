@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lmi_deploy.errors import ConfigError
 from lmi_deploy.sizing.model_facts import ModelFacts, read_local
 from lmi_deploy.sizing.sizing import (
     EAGER_OVERHEAD_GIB,
@@ -52,13 +53,20 @@ def plan_layout(engine_args: Mapping[str, Any], model_dir: Path, gpu_count: int,
     needed = int(args.get("max_model_len") or facts.max_position)
     why = [_auto(args, facts, gpu_count, gib_per_gpu, memory, needed)] if args.get("tensor_parallel_size") == "auto" \
         else []
-    degree = int(args["tensor_parallel_size"])
+    degree, stages = int(args["tensor_parallel_size"]), int(args.get("pipeline_parallel_size") or 1)
     if not valid_degree(facts, degree):
         raise degree_error(facts, degree, gpu_count)
-    copies = int(args.get("data_parallel_size", 1))
-    why.append(f"TP={degree} x {copies} cop{'y' if copies == 1 else 'ies'} on {gpu_count} GPU(s)")
+    copies = int(args.get("data_parallel_size") or 1)
+    if degree * stages * copies > gpu_count:
+        raise ConfigError(f"tensor_parallel_size {degree} x pipeline_parallel_size {stages} x data_parallel_size "
+                          f"{copies} needs {degree * stages * copies} GPUs; this machine has {gpu_count} visible.",
+                          fix="lower option.tensor_parallel_degree, option.pipeline_parallel_degree or "
+                              "option.data_parallel_size, or use tensor_parallel_degree=auto",
+                          key="tensor_parallel_degree")
+    pipeline = f" x PP={stages}" if stages > 1 else ""
+    why.append(f"TP={degree}{pipeline} x {copies} cop{'y' if copies == 1 else 'ies'} on {gpu_count} GPU(s)")
     if args.get("max_num_seqs") is None and gib_per_gpu is not None:
-        tokens = kv_tokens(facts, degree, gib_per_gpu, memory)
+        tokens = kv_tokens(facts, degree, gib_per_gpu, memory, stages)
         if tokens > 0:
             args["max_num_seqs"] = batch_for(tokens, needed, MAX_RUNTIME_BATCH)
             why.append(f"max_rolling_batch_size {args['max_num_seqs']} per copy: about {tokens:,} KV tokens / "
@@ -80,20 +88,31 @@ def engine_environment(environ: Mapping[str, str], gpu_count: int) -> dict[str, 
 
 def _auto(args: dict[str, Any], facts: ModelFacts, gpu_count: int, gib_per_gpu: float | None, memory: Memory,
           needed: int) -> str:
+    """Pick the degree for `auto` within the GPUs left by pipeline stages and copies the user set."""
+    stages = int(args.get("pipeline_parallel_size") or 1)
+    given_copies = int(args.get("data_parallel_size") or 0)
+    per_stage = gpu_count // (stages * (given_copies or 1))
+    if per_stage < 1:
+        raise ConfigError(f"pipeline_parallel_size {stages} x data_parallel_size {given_copies or 1} needs more "
+                          f"than the {gpu_count} visible GPU(s).",
+                          fix="lower option.pipeline_parallel_degree or option.data_parallel_size",
+                          key="pipeline_parallel_degree")
     if gib_per_gpu is None:
-        args["tensor_parallel_size"] = gpu_count
+        args["tensor_parallel_size"] = per_stage
         return "tensor_parallel_degree=auto: GPU memory unknown, so every GPU in one copy (as max)"
-    degree = auto_degree(facts, gpu_count, gib_per_gpu, memory, needed)
-    if degree is None:  # fits nowhere: the largest layout, and vLLM's own error says by how much
-        args["tensor_parallel_size"] = gpu_count
+    found = auto_degree(facts, per_stage, gib_per_gpu, memory, needed, stages)
+    if found is None:  # fits nowhere: the largest layout, and vLLM's own error says by how much
+        args["tensor_parallel_size"] = per_stage
         return (f"tensor_parallel_degree=auto: {memory.weights_gib:.1f} GiB of weights and {needed} tokens of KV "
                 f"fit no degree on {gpu_count} x {gib_per_gpu:.1f} GiB; trying every GPU in one copy")
+    degree, useful = found
     args["tensor_parallel_size"] = degree
-    if gpu_count // degree > 1 and "data_parallel_size" not in args:
-        args["data_parallel_size"] = gpu_count // degree
+    if not given_copies and per_stage // degree > 1:
+        args["data_parallel_size"] = per_stage // degree
+    room = (f"KV room for a request of {needed} tokens and {max(needed, USEFUL_KV_TOKENS):,} tokens in all"
+            if useful else f"KV room for a request of {needed} tokens (no degree leaves {USEFUL_KV_TOKENS:,})")
     return (f"tensor_parallel_degree=auto: TP={degree}, the smallest degree with {memory.weights_gib:.1f} GiB of "
-            f"weights and KV room for a request of {needed} tokens and {max(needed, USEFUL_KV_TOKENS):,} tokens in "
-            f"all on {gib_per_gpu:.1f} GiB GPUs; a copy on every remaining GPU")
+            f"weights and {room} on {gib_per_gpu:.1f} GiB GPUs; a copy on every remaining GPU")
 
 
 def _int_degree(args: Mapping[str, Any], gpu_count: int) -> int:

@@ -51,30 +51,40 @@ def to_engine_args(config: LmiConfig, model: str, gpu_count: int | None) -> dict
     origin = "option.tensor_parallel_degree"
     if config.passthrough.get("tensor_parallel_size") is not None and not config.is_set("tensor_parallel_degree"):
         degree, origin = config.passthrough["tensor_parallel_size"], "option.tensor_parallel_size"
+    stages = int(args.get("pipeline_parallel_size") or 1)
+    given_copies = int(args["data_parallel_size"]) if args.get("data_parallel_size") else None
     if gpu_count is not None and degree in ("max", "auto") and gpu_count == 0:
         degree = 1
     elif degree == "max" and gpu_count is not None:
-        degree = gpu_count
+        degree = max(1, gpu_count // (stages * (given_copies or 1)))
     elif isinstance(degree, int) and gpu_count:
-        copies = _copies(degree, int(args.get("pipeline_parallel_size") or 1), gpu_count, origin)
-        if copies > 1 and "data_parallel_size" not in args:
+        copies = _copies(degree, stages, given_copies, gpu_count, origin)
+        if copies > 1 and given_copies is None:
             args["data_parallel_size"] = copies
     args["tensor_parallel_size"] = degree
     return dict(sorted(args.items()))
 
 
-def _copies(degree: int, stages: int, gpu_count: int, origin: str) -> int:
-    """How many copies of `degree` x `stages` (pipeline) GPUs the visible GPUs hold; an error when they do not
-    divide evenly."""
+def _copies(degree: int, stages: int, given_copies: int | None, gpu_count: int, origin: str) -> int:
+    """How many copies of `degree` x `stages` (pipeline) GPUs run: the ones given (data_parallel_size), checked
+    against the GPUs, or as many as the visible GPUs hold, which must divide evenly."""
     per_copy = degree * stages
     pipeline = f" x pipeline_parallel_degree={stages}" if stages > 1 else ""
+    if given_copies is not None:
+        if per_copy * given_copies > gpu_count:
+            raise ConfigError(f"{origin}={degree}{pipeline} x data_parallel_size={given_copies} needs "
+                              f"{per_copy * given_copies} GPUs but this machine has {gpu_count} visible.",
+                              fix="lower the degree or data_parallel_size, or drop data_parallel_size",
+                              key="tensor_parallel_degree")
+        return given_copies
     if per_copy > gpu_count:
+        fix = (f"use at most {gpu_count // stages}, max or auto" if gpu_count >= stages else
+               f"lower option.pipeline_parallel_degree to at most {gpu_count}")
         raise ConfigError(f"{origin}={degree}{pipeline} needs {per_copy} GPUs but this machine has {gpu_count} "
-                          "visible.", fix=f"use at most {gpu_count // stages}, max or auto",
-                          key="tensor_parallel_degree")
+                          "visible.", fix=fix, key="tensor_parallel_degree")
     if gpu_count % per_copy:
         fits = [d for d in range(1, gpu_count // stages + 1) if gpu_count % (d * stages) == 0]
         raise ConfigError(f"{origin}={degree}{pipeline} does not divide the {gpu_count} visible GPUs into model "
-                          "copies.", fix="use one of " + ", ".join(map(str, fits)) + ", max or auto",
-                          key="tensor_parallel_degree")
+                          "copies.", fix="use one of " + ", ".join(map(str, fits)) + ", max or auto, or set "
+                          "option.data_parallel_size=1 to leave the other GPUs idle", key="tensor_parallel_degree")
     return gpu_count // per_copy

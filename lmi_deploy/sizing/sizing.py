@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from lmi_deploy.errors import ConfigError
-from lmi_deploy.sizing.instances import BY_CAPACITY, BY_NAME, GpuInstance
+from lmi_deploy.sizing.instances import BY_CAPACITY, BY_NAME, INSTANCES, GpuInstance
 from lmi_deploy.sizing.model_facts import ModelFacts
 
 GIB = 1024**3
@@ -89,6 +89,14 @@ def size(request: SizingInput) -> Sizing:
         found = _fit(request, instance, explicit=False)
         if found is not None:
             return found
+    wanted = request.tensor_parallel_degree
+    if isinstance(wanted, int) and not valid_degree(request.facts, wanted):
+        raise degree_error(request.facts, wanted, max(i.gpus for i in INSTANCES))
+    counts = sorted({i.gpus for i in INSTANCES})
+    if isinstance(wanted, int) and not any(n % wanted == 0 for n in counts):
+        raise ConfigError(f"option.tensor_parallel_degree={wanted} divides no SageMaker GPU instance's GPU count "
+                          f"({', '.join(map(str, counts))}) into model copies.",
+                          fix="use 1, 2, 4, 8, max or auto", key="tensor_parallel_degree")
     raise ConfigError(f"{request.facts.model_id} fits on no single SageMaker GPU instance "
                       f"(weights {weights_gib(request.facts, request.quantize, request.dtype):.1f} GiB).",
                       fix="use a quantized checkpoint (option.quantize) or a smaller model")
@@ -104,8 +112,9 @@ def _check_context(request: SizingInput) -> None:
 def _degree_for(request: SizingInput, instance: GpuInstance, explicit: bool) -> int | None:
     wanted = request.tensor_parallel_degree
     if wanted is None or wanted == "auto":
-        return auto_degree(request.facts, instance.gpus, instance.gib_per_gpu, _memory(request),
-                           request.max_model_len or min(request.facts.max_position, MIN_CONTEXT))
+        found = auto_degree(request.facts, instance.gpus, instance.gib_per_gpu, _memory(request),
+                            request.max_model_len or min(request.facts.max_position, MIN_CONTEXT))
+        return found[0] if found else None
     degree = instance.gpus if wanted == "max" else int(wanted)
     if degree > instance.gpus or instance.gpus % degree:
         if explicit:
@@ -145,25 +154,29 @@ def _memory(request: SizingInput) -> Memory:
                   EAGER_OVERHEAD_GIB if request.enforce_eager else OVERHEAD_GIB)
 
 
-def kv_tokens(facts: ModelFacts, degree: int, gib_per_gpu: float, memory: Memory) -> int:
-    """KV-cache tokens one copy of `degree` GPUs holds after its weights and overhead (0 when none)."""
-    kv_gib = degree * (gib_per_gpu * memory.utilization - memory.overhead_gib) - memory.weights_gib
+def kv_tokens(facts: ModelFacts, degree: int, gib_per_gpu: float, memory: Memory, stages: int = 1) -> int:
+    """KV-cache tokens one copy of `degree` x `stages` (pipeline) GPUs holds after its weights and overhead
+    (0 when none)."""
+    kv_gib = degree * stages * (gib_per_gpu * memory.utilization - memory.overhead_gib) - memory.weights_gib
     return int(kv_gib * GIB // facts.kv_bytes_per_token()) if kv_gib > 0 else 0
 
 
-def auto_degree(facts: ModelFacts, gpus: int, gib_per_gpu: float, memory: Memory, needed_tokens: int) -> int | None:
-    """`auto`: the smallest degree that divides the GPUs and the heads and whose KV cache holds one request of
-    `needed_tokens` (vLLM's own condition) and a useful batch (USEFUL_KV_TOKENS); the other GPUs hold more
-    copies. Without a useful batch anywhere, the smallest degree that holds one request. None: nothing fits.
+def auto_degree(facts: ModelFacts, gpus: int, gib_per_gpu: float, memory: Memory, needed_tokens: int,
+                stages: int = 1) -> tuple[int, bool] | None:
+    """`auto`: the smallest degree that divides `gpus` (the GPUs of one pipeline stage) and the heads and whose
+    KV cache holds one request of `needed_tokens` (vLLM's own condition) and a useful batch (USEFUL_KV_TOKENS);
+    the other GPUs hold more copies. Without a useful batch anywhere, the smallest degree that holds one
+    request. Returns (degree, useful), or None when nothing fits.
 
     Room for several *full-length* requests is not asked for: with today's 32k-128k contexts that would
     spread a 7B model over two GPUs, and most requests are far shorter than the context."""
     wanted = max(needed_tokens, USEFUL_KV_TOKENS)
     fitting = [d for d in range(1, gpus + 1) if gpus % d == 0 and valid_degree(facts, d)
-               and kv_tokens(facts, d, gib_per_gpu, memory) >= needed_tokens]
-    useful = [d for d in fitting if kv_tokens(facts, d, gib_per_gpu, memory) >= wanted]
-    choices = useful or fitting
-    return choices[0] if choices else None
+               and kv_tokens(facts, d, gib_per_gpu, memory, stages) >= needed_tokens]
+    useful = [d for d in fitting if kv_tokens(facts, d, gib_per_gpu, memory, stages) >= wanted]
+    if useful:
+        return useful[0], True
+    return (fitting[0], False) if fitting else None
 
 
 def batch_for(kv_tokens_per_copy: int, context: int, ceiling: int = MAX_BATCH) -> int:
@@ -210,7 +223,7 @@ def _fit(request: SizingInput, instance: GpuInstance, explicit: bool) -> Sizing 
     why = [
         f"weights {weights:.1f} GiB ({facts.parameters / 1e9:.2f} B parameters{', ' + method if method else ''})"
         f" over TP={degree} on {instance.name} ({instance.gpus} x {instance.gpu} {instance.gib_per_gpu:g} GiB)",
-        _layout_reason(request.tensor_parallel_degree, degree, copies, needed),
+        _layout_reason(request.tensor_parallel_degree, degree, copies, needed, tokens),
         f"KV cache {kv_gib:.1f} GiB per copy = {tokens:,} tokens at {per_token // 1024} KiB/token "
         f"(gpu_memory_utilization {request.gpu_memory_utilization:g}, {memory.overhead_gib:g} GiB/GPU overhead)",
         f"max_model_len {context}: " + ("as set" if request.max_model_len else
@@ -227,12 +240,14 @@ def _fit(request: SizingInput, instance: GpuInstance, explicit: bool) -> Sizing 
                   round(instance.total_gib, 1), tokens, per_token, why)
 
 
-def _layout_reason(wanted: int | str | None, degree: int, copies: int, needed: int) -> str:
+def _layout_reason(wanted: int | str | None, degree: int, copies: int, needed: int, tokens: int) -> str:
     layout = f"TP={degree} x {copies} cop{'y' if copies == 1 else 'ies'}"
     if wanted is None or wanted == "auto":
-        return (f"{layout} (tensor_parallel_degree=auto): the smallest degree with KV room for a request of "
-                f"{needed} tokens and {USEFUL_KV_TOKENS:,} tokens in all; a copy on every remaining GPU "
-                "(data parallel)")
+        room = (f"KV room for a request of {needed} tokens and {USEFUL_KV_TOKENS:,} tokens in all"
+                if tokens >= max(needed, USEFUL_KV_TOKENS) else
+                f"KV room for a request of {needed} tokens (no degree leaves {USEFUL_KV_TOKENS:,})")
+        return (f"{layout} (tensor_parallel_degree=auto): the smallest degree with {room}; a copy on every "
+                "remaining GPU (data parallel)")
     if wanted == "max":
         return f"{layout} (tensor_parallel_degree=max): every GPU in one copy"
     return f"{layout} (tensor_parallel_degree={wanted}" + (": one copy per group of GPUs)" if copies > 1 else ")")

@@ -85,3 +85,14 @@ def test_unknown_gpu_memory_falls_back_to_every_gpu_in_one_copy(tmp_path: Path) 
 def test_without_gpus_one_copy_and_vllms_batch(tmp_path: Path) -> None:
     layout = plan_layout({"tensor_parallel_size": "auto"}, model(tmp_path, MISTRAL_7B), 0, None)
     assert layout.engine_args == {"tensor_parallel_size": 1}
+
+
+def test_auto_leaves_room_for_pipeline_stages_and_copies_the_user_set(tmp_path: Path) -> None:
+    directory = model(tmp_path, MISTRAL_7B)
+    staged = plan_layout({"tensor_parallel_size": "auto", "pipeline_parallel_size": 2}, directory, 4, 79.6)
+    args = staged.engine_args
+    assert args["tensor_parallel_size"] * args["pipeline_parallel_size"] * args["data_parallel_size"] == 4
+    given = plan_layout({"tensor_parallel_size": "auto", "data_parallel_size": 4}, directory, 4, 79.6).engine_args
+    assert (given["tensor_parallel_size"], given["data_parallel_size"]) == (1, 4)
+    with pytest.raises(ConfigError, match="needs 8 GPUs; this machine has 4 visible"):
+        plan_layout({"tensor_parallel_size": 2, "data_parallel_size": 4}, directory, 4, 79.6)

@@ -132,3 +132,16 @@ def test_a_degree_the_gpus_cannot_hold_is_refused(degree: int, gpus: int, messag
 def test_vllm_tensor_parallel_size_is_used_when_lmi_degree_is_unset() -> None:
     config = _config({}, {"tensor_parallel_size": 2})
     assert to_engine_args(config, "m", gpu_count=8)["tensor_parallel_size"] == 2
+
+
+def test_pipeline_stages_and_given_copies_are_counted_against_the_gpus() -> None:
+    def args(options: dict[str, Any], passthrough: dict[str, Any], gpus: int) -> dict[str, Any]:
+        return to_engine_args(_config(options, passthrough), "m", gpu_count=gpus)
+
+    assert args({"tensor_parallel_degree": "max", "pipeline_parallel_degree": 2}, {}, 4)["tensor_parallel_size"] == 2
+    # One copy on 3 of 4 GPUs, as asked: data_parallel_size=1 leaves the fourth idle.
+    assert args({"tensor_parallel_degree": 3}, {"data_parallel_size": 1}, 4)["data_parallel_size"] == 1
+    with pytest.raises(ConfigError, match="data_parallel_size=4 needs 8 GPUs"):
+        args({"tensor_parallel_degree": 2}, {"data_parallel_size": 4}, 4)
+    with pytest.raises(ConfigError, match="lower option.pipeline_parallel_degree to at most 4"):
+        args({"tensor_parallel_degree": 1, "pipeline_parallel_degree": 8}, {}, 4)

@@ -160,3 +160,11 @@ def test_fp8_and_bfloat16_skip_t4_instances() -> None:
         size(SizingInput(mistral, quantize="fp8", instance_type="ml.g4dn.xlarge"))
     assert "fp8 needs a GPU of compute capability 8 or newer; T4 is 7.5" in str(caught.value)
     assert "Fix: use ml.g5.xlarge" in str(caught.value)
+
+
+def test_an_explicit_degree_no_instance_can_hold_names_the_degree_not_quantization() -> None:
+    mistral = facts("mistralai/Mistral-7B-v0.1")
+    with pytest.raises(ConfigError) as caught:
+        size(SizingInput(mistral, tensor_parallel_degree=3))
+    assert "tensor_parallel_degree=3" in str(caught.value) and "quantized" not in str(caught.value)
+    assert caught.value.key == "tensor_parallel_degree"
