@@ -51,6 +51,7 @@ class OpenAIService:
 
     async def prepare_chat(self, request: ChatRequest) -> Prepared:
         messages = [m.as_template_input() for m in request.messages]
+        self._generator.check_capacity()  # not loaded (503) or full (429): said before any template error
         try:
             prompt = await self._generator.render_chat(messages, self._chat_template)
         except Exception as exc:  # the model has no chat template, or it rejects these messages

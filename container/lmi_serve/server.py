@@ -58,8 +58,8 @@ class Runner:
             await self._load(state)
         except asyncio.CancelledError:
             raise
-        except LmiDeployError as exc:
-            self.fail(str(exc))
+        except LmiDeployError as exc:  # a configuration error found once the model is on disk: exit 2, as at start
+            self.fail(str(exc), exc.exit_code)
             return
         except Exception as exc:
             self.fail(f"engine failed to start: {type(exc).__name__}: {exc}")
@@ -95,10 +95,10 @@ class Runner:
         if not state.draining:
             self.fail("the vLLM engine died; exiting so SageMaker replaces this instance")
 
-    def fail(self, reason: str) -> None:
+    def fail(self, reason: str, exit_code: int = 1) -> None:
         log.error("lmi-serve: %s", reason)
         self.state.failure = reason
-        self.state.exit_code = 1
+        self.state.exit_code = exit_code
         self.server.should_exit = True
 
 

@@ -85,7 +85,8 @@ class Generator:
 
     async def prepare(self, prompt: str, params: GenerationParams, param_name: str) -> Prepared:
         """Tokenize (off the event loop) and check the prompt against max_model_len; cap max_new_tokens to
-        what fits."""
+        what fits. Full or not ready: refused before the prompt waits for the tokenizer thread."""
+        self.check_capacity()
         engine = self.engine
         ids = await asyncio.get_running_loop().run_in_executor(self._tokenizer_pool, engine.tokenizer.encode, prompt)
         limit = engine.max_model_len

@@ -211,3 +211,18 @@ async def test_metrics_count_requests_per_route_and_status(client: httpx.AsyncCl
     assert 'lmi_requests_total{route="/invocations",status="400"} 1.0' in text
     assert "lmi_request_duration_seconds_bucket" in text
     assert "lmi_requests_in_flight 0.0" in text
+
+
+async def test_chat_while_loading_or_full_is_503_or_429_not_a_template_error() -> None:
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    async with client_for(make_state(None)) as loading:
+        response = await loading.post("/v1/chat/completions", json=chat)
+        assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    engine = FakeEngine(step_s=0.05)
+    async with client_for(make_state(engine)) as http:
+        body = {"inputs": "x", "parameters": {"max_new_tokens": 20}}
+        busy = [asyncio.create_task(http.post("/invocations", json=body)) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        refused = await http.post("/v1/chat/completions", json=chat)
+        assert refused.status_code == 429
+        await asyncio.gather(*busy)

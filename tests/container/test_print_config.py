@@ -164,3 +164,18 @@ def test_print_config_shows_the_layout_of_a_local_model(tmp_path: Path) -> None:
                           "OPTION_TENSOR_PARALLEL_DEGREE": "3"})
     assert heads.returncode == 2
     assert "does not divide" in heads.stderr and "4 attention heads" in heads.stderr
+
+
+def test_gpu_memory_from_nvidia_smi_output_and_the_override() -> None:
+    from lmi_serve.gpus import gpu_memory_gib, smallest_visible_gib
+
+    output = "0, GPU-aaa, 81559\n1, GPU-bbb, 40960\n2, GPU-ccc, [N/A]\n"
+    assert smallest_visible_gib(output, []) == 40
+    assert smallest_visible_gib(output, ["0"]) == pytest.approx(79.65, abs=0.01)
+    assert smallest_visible_gib(output, ["GPU-aaa"]) == pytest.approx(79.65, abs=0.01)  # UUIDs too
+    assert smallest_visible_gib("", ["0"]) is None
+    assert gpu_memory_gib({"CUDA_VISIBLE_DEVICES": "MIG-1234"}) is None  # a slice: not the card's memory
+    assert gpu_memory_gib({"LMI_SERVE_GPU_MEMORY_GIB": "44.5"}) == 44.5
+    for bad in ("80GB", "0", "-1"):
+        with pytest.raises(ConfigError, match=f"LMI_SERVE_GPU_MEMORY_GIB={bad} is not valid"):
+            gpu_memory_gib({"LMI_SERVE_GPU_MEMORY_GIB": bad})
