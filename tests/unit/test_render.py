@@ -143,5 +143,5 @@ def test_pipeline_stages_and_given_copies_are_counted_against_the_gpus() -> None
     assert args({"tensor_parallel_degree": 3}, {"data_parallel_size": 1}, 4)["data_parallel_size"] == 1
     with pytest.raises(ConfigError, match="data_parallel_size=4 needs 8 GPUs"):
         args({"tensor_parallel_degree": 2}, {"data_parallel_size": 4}, 4)
-    with pytest.raises(ConfigError, match="lower option.pipeline_parallel_degree to at most 4"):
+    with pytest.raises(ConfigError, match=r"lower option\.pipeline_parallel_degree to at most 4"):
         args({"tensor_parallel_degree": 1, "pipeline_parallel_degree": 8}, {}, 4)
