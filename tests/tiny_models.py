@@ -264,6 +264,29 @@ def awq_quantize(weight: Any, group_size: int) -> tuple[Any, Any, Any]:
     return _awq_pack(q.reshape(in_features, out_features)), _awq_pack(zeros), scales
 
 
+def write_quantized_mistral(tmp: Path, shape: dict[str, Any], quantize_linear: Any,
+                            quantization_config: dict[str, Any], dtype: str) -> None:
+    """The tiny Mistral of `shape` with every `*_proj` linear replaced by `quantize_linear(weight)`'s tensors
+    (named `<linear>.<key>`), the other tensors in `dtype`, and `quantization_config` in config.json."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    _write_tiny_mistral(tmp, **shape)
+    weights_file = tmp / "model.safetensors"
+    tensors: dict[str, Any] = {}
+    for name, tensor in load_file(str(weights_file)).items():
+        if name.endswith("_proj.weight"):
+            prefix = name.removesuffix(".weight")
+            tensors.update({f"{prefix}.{key}": value for key, value in quantize_linear(tensor).items()})
+        else:
+            tensors[name] = tensor.to(getattr(torch, dtype))
+    save_file(tensors, str(weights_file), metadata={"format": "pt"})
+    config = json.loads((tmp / "config.json").read_text())
+    config["dtype"] = dtype
+    config["quantization_config"] = quantization_config
+    (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def build_tiny_mistral_awq(
     dest: Path,
     *,
@@ -284,31 +307,13 @@ def build_tiny_mistral_awq(
     params.update(shape)
 
     def write(tmp: Path) -> None:
-        import torch
-        from safetensors.torch import load_file, save_file
+        def quantize(weight: Any) -> dict[str, Any]:
+            qweight, qzeros, scales = awq_quantize(weight, group_size)
+            return {"qweight": qweight, "qzeros": qzeros, "scales": scales}
 
-        _write_tiny_mistral(tmp, **shape)
-        weights_file = tmp / "model.safetensors"
-        tensors: dict[str, Any] = {}
-        for name, tensor in load_file(str(weights_file)).items():
-            if name.endswith("_proj.weight"):
-                prefix = name.removesuffix(".weight")
-                qweight, qzeros, scales = awq_quantize(tensor, group_size)
-                tensors.update({f"{prefix}.qweight": qweight, f"{prefix}.qzeros": qzeros, f"{prefix}.scales": scales})
-            else:
-                tensors[name] = tensor.to(torch.float16)
-        save_file(tensors, str(weights_file), metadata={"format": "pt"})
-        config = json.loads((tmp / "config.json").read_text())
-        config["dtype"] = "float16"
-        config["quantization_config"] = {
-            "quant_method": "awq",
-            "bits": 4,
-            "group_size": group_size,
-            "zero_point": True,
-            "version": "gemm",
-            "modules_to_not_convert": None,
-        }
-        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        write_quantized_mistral(tmp, shape, quantize, {
+            "quant_method": "awq", "bits": 4, "group_size": group_size, "zero_point": True, "version": "gemm",
+            "modules_to_not_convert": None}, dtype="float16")
 
     return _build_cached(Path(dest), params, write)
 

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from tests.tiny_models import TINY_MODEL_CACHE, _build_cached, _write_tiny_mistral
+from tests.tiny_models import TINY_MODEL_CACHE, _build_cached, write_quantized_mistral
 
 QUANTIZED_FORMAT_VERSION = 1
 GROUP_SIZE = 32
@@ -75,23 +75,7 @@ def _compressed_tensors_config(kind: Literal["fp8", "int8"]) -> dict[str, Any]:
 
 
 def _quantize_checkpoint(tmp: Path, quantize_linear: Any, quantization_config: dict[str, Any]) -> None:
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    _write_tiny_mistral(tmp, **_SHAPE)
-    weights_file = tmp / "model.safetensors"
-    tensors: dict[str, Any] = {}
-    for name, tensor in load_file(str(weights_file)).items():
-        if name.endswith("_proj.weight"):
-            prefix = name.removesuffix(".weight")
-            tensors.update({f"{prefix}.{key}": value for key, value in quantize_linear(tensor).items()})
-        else:
-            tensors[name] = tensor.to(torch.bfloat16)
-    save_file(tensors, str(weights_file), metadata={"format": "pt"})
-    config = json.loads((tmp / "config.json").read_text())
-    config["dtype"] = "bfloat16"
-    config["quantization_config"] = quantization_config
-    (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_quantized_mistral(tmp, _SHAPE, quantize_linear, quantization_config, dtype="bfloat16")
 
 
 def build_tiny_mistral_gptq(dest: Path) -> Path:

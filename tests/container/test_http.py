@@ -153,12 +153,21 @@ async def test_payload_over_the_limit_is_413(engine: FakeEngine) -> None:
     assert response.status_code == 413
 
 
+BUSY_BODY = {"inputs": "x", "parameters": {"max_new_tokens": 20}}
+
+
+async def fill_to_the_limit(http: httpx.AsyncClient) -> list[asyncio.Task[httpx.Response]]:
+    """Three slow requests: with FakeEngine(step_s=0.05), batch 2 + queue 1, the server is then full."""
+    busy = [asyncio.create_task(http.post("/invocations", json=BUSY_BODY)) for _ in range(3)]
+    await asyncio.sleep(0.1)
+    return busy
+
+
 async def test_overload_answers_429_with_retry_after_at_once() -> None:
     engine = FakeEngine(step_s=0.05)  # batch 2 + queue 1: three in flight at most
     async with client_for(make_state(engine)) as http:
-        body = {"inputs": "x", "parameters": {"max_new_tokens": 20}}
-        busy = [asyncio.create_task(http.post("/invocations", json=body)) for _ in range(3)]
-        await asyncio.sleep(0.1)
+        body = BUSY_BODY
+        busy = await fill_to_the_limit(http)
         refused = await http.post("/invocations", json=body)
         assert refused.status_code == 429
         assert refused.headers["Retry-After"] == "1"
@@ -220,9 +229,7 @@ async def test_chat_while_loading_or_full_is_503_or_429_not_a_template_error() -
         assert response.status_code == 503 and response.headers["Retry-After"] == "5"
     engine = FakeEngine(step_s=0.05)
     async with client_for(make_state(engine)) as http:
-        body = {"inputs": "x", "parameters": {"max_new_tokens": 20}}
-        busy = [asyncio.create_task(http.post("/invocations", json=body)) for _ in range(3)]
-        await asyncio.sleep(0.1)
+        busy = await fill_to_the_limit(http)
         refused = await http.post("/v1/chat/completions", json=chat)
         assert refused.status_code == 429
         await asyncio.gather(*busy)
