@@ -8,6 +8,7 @@
 #   bash bench/gpu_compare.sh MODEL_DIR tp2       # 2 GPUs: vLLM --tensor-parallel-size 2, lmi-serve TP=max: 64, 256
 #   bash bench/gpu_compare.sh AWQ_DIR awq         # one GPU: lmi-serve option.quantize=awq (bench/gpu_awq_model.py)
 #
+# ROUNDS (default 4): requests per level as a multiple of its clients (more rounds: less weight on the ramp-up and the last round).
 # COLD=1 gives every server empty vLLM / inductor / Triton caches, so start-up times compare cold against cold.
 # GPUS (default 0, or 0,1 for copies/tp2) sets CUDA_VISIBLE_DEVICES. NVLink multicast stays off.
 #
@@ -37,7 +38,7 @@ wait_ready() {  # PID URL LOG -> prints seconds from start to ready
 
 run_bench() {  # TARGET URL LABEL LEVELS
   python3 -m lmi_deploy.cli.main bench --target "$1" --url "$2" --model model --label "$3" --concurrency "$4" \
-    --input-tokens 512 --output-tokens 256 --tokenizer "$model" --warmup 1 --processes 8 --output json
+    --input-tokens 512 --output-tokens 256 --tokenizer "$model" --warmup 1 --rounds "${ROUNDS:-4}" --processes 8 --output json
 }
 
 serve() {  # NAME PORT -> starts a server in the background, sets PID

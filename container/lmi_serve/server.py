@@ -7,6 +7,7 @@ Exit codes: 0 after SIGTERM with in-flight requests finished; 1 when the model o
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -32,6 +33,15 @@ KEEP_ALIVE_S = 75  # longer than the load balancer's idle timeout in front of it
 
 def model_cache_dir() -> Path:
     return Path(os.environ.get("LMI_MODEL_CACHE", "/tmp/lmi-serve/models"))
+
+
+def freeze_startup_heap() -> int:
+    """Move everything alive after start-up (vLLM, torch, the tokenizer: ~600k objects) out of the garbage
+    collector's reach, as vLLM's own server does. Otherwise each full collection walks that heap while
+    serving -- ~0.1-0.3 s with the event loop stopped, every stream stalled. Returns the objects frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 class Runner:
@@ -85,7 +95,9 @@ class Runner:
         if added:
             log.info("engine environment: %s", added)
         log.info("starting vLLM with %s", args)
-        state.engine = await VllmEngine.start(args)
+        engine = await VllmEngine.start(args)
+        log.info("startup heap frozen: %d objects left out of garbage collection", freeze_startup_heap())
+        state.engine = engine
         log.info("model %s ready: max_model_len=%d, max batch %d; serving on port %d", model.name,
                  state.engine.max_model_len, state.engine.max_batch_size, self.settings.server.port)
 

@@ -19,7 +19,9 @@ from lmi_deploy.errors import ConfigError
 @click.option("--model", "served_model", default="", help="Model name for --target openai (its served name).")
 @click.option("--concurrency", default="1", show_default=True, help="Comma-separated client counts, e.g. 1,16,64.")
 @click.option("--requests", "requests_per_level", type=int, default=0,
-              help="Requests per concurrency level (default: 4 x concurrency, at least 8).")
+              help="Requests per concurrency level (default: --rounds x concurrency, at least 8).")
+@click.option("--rounds", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Without --requests: requests per level as a multiple of its concurrency (more: less noise).")
 @click.option("--input-tokens", type=int, default=512, show_default=True)
 @click.option("--output-tokens", type=int, default=256, show_default=True)
 @click.option("--tokenizer", help="Tokenizer directory for prompts of exact token length (needs transformers).")
@@ -33,7 +35,7 @@ from lmi_deploy.errors import ConfigError
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Write a PNG of throughput and latency.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def bench(target: str, url: str | None, endpoint: str | None, served_model: str, concurrency: str,
-          requests_per_level: int, input_tokens: int, output_tokens: int, tokenizer: str | None,
+          requests_per_level: int, rounds: int, input_tokens: int, output_tokens: int, tokenizer: str | None,
           prompt_file: Path | None, label: str | None, warmup: int, processes: int, plot_path: Path | None,
           output: str) -> None:
     """Closed-loop streaming benchmark: throughput, TTFT, TPOT, ITL and latency (mean, p50, p90, p99)."""
@@ -48,7 +50,7 @@ def bench(target: str, url: str | None, endpoint: str | None, served_model: str,
 
     spec = b.TargetSpec(target, url or "", served_model, endpoint or "")
     _check_target(spec)
-    plan = [(level, requests_per_level or max(8, 4 * level)) for level in levels]
+    plan = [(level, requests_per_level or max(8, rounds * level)) for level in levels]
     # every prompt is made before any load, so connections never sit idle between phases
     phases = [(level, count, prompts_for(10_000 + level, warmup * level) if warmup else [],
                prompts_for(level, count)) for level, count in plan]

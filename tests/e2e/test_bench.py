@@ -35,6 +35,16 @@ def test_cli_bench_lmi_target_with_plot(server: Server, tiny_model: Path, tmp_pa
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_rounds_sets_requests_per_level(server: Server) -> None:
+    result = subprocess.run([str(Path(sys.executable).with_name("lmi-deploy")), "bench", "--url", server.url,
+                             "--concurrency", "2,3", "--rounds", "5", "--warmup", "0", "--input-tokens", "8",
+                             "--output-tokens", "4", "--output", "json"],
+                            capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert [(s["concurrency"], s["requests"], s["errors"]) for s in json.loads(result.stdout)] == [(2, 10, 0),
+                                                                                               (3, 15, 0)]
+
+
 def test_openai_and_sagemaker_targets(server: Server) -> None:
     async def measure() -> list[bench.Summary]:
         async with httpx.AsyncClient(timeout=120) as client:
