@@ -31,7 +31,7 @@ def main() -> None:
             shutil.copy(path, dest / path.name)
     tensors = {}
     for shard in sorted(src.glob("*.safetensors")):
-        for name, tensor in load_file(str(shard), device="cuda").items():
+        for name, tensor in load_file(str(shard), device="cuda" if torch.cuda.is_available() else "cpu").items():
             if name.endswith("_proj.weight"):
                 prefix = name.removesuffix(".weight")
                 qweight, qzeros, scales = awq_quantize(tensor, group_size)
