@@ -76,6 +76,15 @@ stop() {  # PID: TERM, wait for it, then end whatever is left of its process gro
   done
 }
 
+PID=""
+# Killed midway (a `timeout` around the call): stop the server being measured, so the next call finds free GPUs.
+halt() {  # PID: no draining, the measurement is abandoned: TERM the group, KILL it 10 s later
+  kill -TERM -- "-$1" 2>/dev/null
+  for _ in $(seq 1 20); do kill -0 "$1" 2>/dev/null || break; sleep 0.5; done
+  kill -KILL -- "-$1" 2>/dev/null; sleep 1
+}
+trap '[ -n "$PID" ] && halt "$PID"; exit 124' INT TERM
+
 measure() {  # NAME TARGET PROBE LEVELS
   local name=$1 target=$2 probe=$3 lv=$4 port=$((8100 + RANDOM % 500))
   serve "$name" "$port"
@@ -86,8 +95,9 @@ measure() {  # NAME TARGET PROBE LEVELS
     (sleep "${PROFILE_DELAY:-40}"; py-spy record --nonblocking -r 50 -d 15 -f raw -o "$out/$name.collapsed" -p "$PID" \
        > "$out/py-spy.log" 2>&1) &
   fi
-  run_bench "$target" "http://127.0.0.1:$port" "$name" "$lv" > "$out/$name.bench.json" 2> "$out/$name.bench.log"
-  stop "$PID"
+  run_bench "$target" "http://127.0.0.1:$port" "$name" "$lv" > "$out/$name.bench.json" 2> "$out/$name.bench.log" &
+  wait $!  # in the background, so that a TERM reaches the trap at once
+  stop "$PID"; PID=""
   python3 - "$out" "$name" "$ready" <<'PY'
 import json, sys
 out, name, ready = sys.argv[1], sys.argv[2], float(sys.argv[3])
