@@ -6,8 +6,7 @@ Starts each server on the tiny test model (CPU build of vLLM), runs `lmi-deploy 
 fixed output length) and stops it; does so --repeats times, alternating which server goes first, and prints a
 markdown table: each figure is the median over the repeats, each ratio the median of the repeats' ratios. On a
 small shared machine single runs move by 10-30%; interleaved repeats keep a slow spell from landing on one
-server only.
-Anyone can rerun it.
+server only. Anyone can rerun it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@
 #   bash bench/gpu_compare.sh MODEL_DIR tp2       # 2 GPUs: vLLM --tensor-parallel-size 2, lmi-serve TP=max: 64, 256
 #   bash bench/gpu_compare.sh AWQ_DIR awq         # one GPU: lmi-serve option.quantize=awq (bench/gpu_awq_model.py)
 #
-# ROUNDS (default 4): requests per level as a multiple of its clients (more rounds: less weight on the ramp-up and the last round).
+# ROUNDS (default 4): requests per level as a multiple of its clients (more rounds: less weight on the ramp-up
+# and the last round).
 # COLD=1 gives every server empty vLLM / inductor / Triton caches, so start-up times compare cold against cold.
 # GPUS (default 0, or 0,1 for copies/tp2) sets CUDA_VISIBLE_DEVICES. NVLink multicast stays off.
 #
@@ -89,7 +90,7 @@ measure() {  # NAME TARGET PROBE LEVELS
   local name=$1 target=$2 probe=$3 lv=$4 port=$((8100 + RANDOM % 500))
   serve "$name" "$port"
   local ready
-  ready=$(wait_ready "$PID" "http://127.0.0.1:$port$probe" "$out/$name.log" "$started") || { stop "$PID"; return 1; }
+  ready=$(wait_ready "$PID" "http://127.0.0.1:$port$probe" "$out/$name.log" "$started") || { stop "$PID"; PID=""; return 1; }
   echo "$name ready in $ready s" >&2
   if [ "$name" = "${PROFILE_SERVER:-lmi-serve}" ] && command -v py-spy >/dev/null; then
     (sleep "${PROFILE_DELAY:-40}"; py-spy record --nonblocking -r 50 -d 15 -f raw -o "$out/$name.collapsed" -p "$PID" \
