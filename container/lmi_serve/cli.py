@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lmi_deploy.errors import LmiDeployError
 from lmi_serve.gpus import gpu_memory_gib
-from lmi_serve.layout import engine_environment, plan_layout
+from lmi_serve.layout import api_process_count, engine_environment, plan_layout
 from lmi_serve.settings import RuntimeSettings, read_settings
 
 
@@ -54,6 +54,7 @@ def _layout(settings: RuntimeSettings) -> dict[str, object]:
     memory = gpu_memory_gib(os.environ) if settings.gpu_count else None
     layout = plan_layout(settings.engine_args, model_dir, settings.gpu_count, memory)
     return {"layout": {"engine_args": layout.engine_args, "why": layout.why, "gib_per_gpu": memory,
+                       "api_processes": api_process_count(layout.engine_args, settings.server.api_server_count),
                        "environment": engine_environment(os.environ, settings.gpu_count)}}
 
 

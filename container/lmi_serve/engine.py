@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import inspect
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,32 @@ class VllmEngine:
             tokenizer = await tokenizer
         return cls(llm, tokenizer)
 
+    @classmethod
+    async def connect(cls, args: Any, client_config: Mapping[str, Any]) -> VllmEngine:
+        """In one of several API processes (`run_api_processes`): a client of engines already started, built as
+        vLLM's own API server processes build theirs. `args` and `client_config` are what vLLM handed the process."""
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.usage.usage_lib import UsageContext
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        addresses = dict(client_config)
+        addresses.pop("api_server_loads", None)  # vLLM's own server balances accept() with it; uvicorn cannot
+        count, index = int(addresses.pop("client_count")), int(addresses.pop("client_index"))
+        engine_args = AsyncEngineArgs.from_cli_args(args)
+        engine_args._api_process_count, engine_args._api_process_rank = count, index
+
+        def build() -> Any:
+            vllm_config = engine_args.create_engine_config(usage_context=UsageContext.OPENAI_API_SERVER)
+            return AsyncLLM.from_vllm_config(vllm_config=vllm_config, usage_context=UsageContext.OPENAI_API_SERVER,
+                                             disable_log_stats=engine_args.disable_log_stats,
+                                             client_addresses=addresses, client_count=count, client_index=index)
+
+        llm = await asyncio.to_thread(build)
+        tokenizer = llm.get_tokenizer()
+        if inspect.isawaitable(tokenizer):
+            tokenizer = await tokenizer
+        return cls(llm, tokenizer)
+
     @property
     def max_model_len(self) -> int:
         return int(self._llm.model_config.max_model_len)
@@ -165,6 +192,35 @@ class VllmEngine:
             output_kind=self._delta,
             **extra,
         )
+
+
+#: What an API process runs: worker(listen_address, sock, args, client_config), args holding `lmi_payload`.
+ApiWorker = Callable[[str, Any, Any, dict[str, Any]], None]
+
+
+def run_api_processes(engine_args: Mapping[str, Any], host: str, port: int, count: int, worker: ApiWorker,
+                      payload: object, shutdown_timeout_s: int) -> None:
+    """Start the engine processes (every model copy) and `count` API processes that accept on one socket bound to
+    host:port -- `vllm serve`'s own code path for api_server_count > 1 (its start-up handshake differs between vLLM
+    versions, so it is reused, not copied) with `worker` in place of vLLM's OpenAI server. Each API process gets
+    vLLM's serve arguments with `lmi_payload` = `payload` added. Blocks until the processes end. SIGTERM raises
+    SystemExit once the API processes were given `shutdown_timeout_s` to drain; RuntimeError when one dies."""
+    check_engine_args(engine_args)
+    from vllm.entrypoints.cli import serve as vllm_serve
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    args = vllm_serve.make_arg_parser(FlexibleArgumentParser()).parse_args([])
+    for name, value in {"disable_log_stats": False, **engine_args}.items():
+        setattr(args, name, value)
+    args.host, args.port, args.api_server_count, args.headless = host, port, count, False
+    args.shutdown_timeout = shutdown_timeout_s  # vLLM kills API processes still running after it
+    args.lmi_payload = payload
+    manager = vllm_serve.APIServerProcessManager  # its target_server_fn is the documented override
+    vllm_serve.APIServerProcessManager = functools.partial(manager, target_server_fn=worker)
+    try:
+        vllm_serve.run_multi_api_server(args)
+    finally:
+        vllm_serve.APIServerProcessManager = manager
 
 
 def _is_client_error(exc: BaseException) -> bool:

@@ -74,6 +74,12 @@ def plan_layout(engine_args: Mapping[str, Any], model_dir: Path, gpu_count: int,
     return Layout(dict(sorted(args.items())), why)
 
 
+def api_process_count(engine_args: Mapping[str, Any], configured: int | None) -> int:
+    """HTTP front-end processes: option.api_server_count, else one per model copy, as `vllm serve` defaults to.
+    One process parses, tokenizes, detokenizes and streams for every copy otherwise."""
+    return configured if configured is not None else int(engine_args.get("data_parallel_size") or 1)
+
+
 #: Set for multi-GPU engines unless the environment already sets them: NVLink multicast (NVLS) stays off. NCCL
 #: settings the user gives (NCCL_*, including NCCL_NVLS_ENABLE=1) are passed through untouched.
 MULTI_GPU_ENV_DEFAULTS = {"NCCL_NVLS_ENABLE": "0"}

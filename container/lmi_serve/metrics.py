@@ -1,17 +1,21 @@
 """Prometheus metrics: per-route request counts and latencies, plus vLLM's own engine metrics.
 
 vLLM registers its metrics (vllm:num_requests_running, vllm:num_requests_waiting, token counters, ...)
-in prometheus_client's default registry; lmi-serve's live in a registry of its own, one per app.
+in prometheus_client's default registry; lmi-serve's live in a registry of its own, one per app. With several
+API processes, vLLM's launcher sets PROMETHEUS_MULTIPROC_DIR before starting them: every process's metrics then
+live in files there and /metrics, whichever process answers, sums them (prometheus_client's multiprocess mode).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
@@ -22,22 +26,28 @@ ROUTES = ("/ping", "/invocations", "/predictions", "/v1/chat/completions", "/v1/
 
 
 class Metrics:
-    def __init__(self, in_flight: Callable[[], int]) -> None:
+    def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("lmi_requests", "HTTP requests by route and status", ["route", "status"],
                                 registry=self.registry)
         self.latency = Histogram("lmi_request_duration_seconds", "Request duration until the last byte",
                                  ["route"], registry=self.registry,
                                  buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
-        gauge = Gauge("lmi_requests_in_flight", "Generation requests admitted and not finished",
-                      registry=self.registry)
-        gauge.set_function(lambda: float(in_flight()))
+        self.in_flight = Gauge("lmi_requests_in_flight", "Generation requests admitted and not finished",
+                               registry=self.registry, multiprocess_mode="livesum")
+
+    def set_in_flight(self, value: int) -> None:
+        self.in_flight.set(value)
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several API processes: all of them, summed
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(REGISTRY) + generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 

@@ -11,15 +11,20 @@ import gc
 import logging
 import os
 import signal
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from lmi_deploy.errors import LmiDeployError
 from lmi_serve.app import create_app
 from lmi_serve.engine import VllmEngine, check_architecture
+from lmi_serve.generation import Engine
 from lmi_serve.gpus import gpu_memory_gib
-from lmi_serve.layout import engine_environment, plan_layout
+from lmi_serve.layout import api_process_count, engine_environment, plan_layout
 from lmi_serve.model_source import fetch_model
 from lmi_serve.settings import RuntimeSettings
 from lmi_serve.state import AppState
@@ -45,12 +50,32 @@ def freeze_startup_heap() -> int:
     return gc.get_freeze_count()
 
 
-class Runner:
-    """Owns the uvicorn server so that a failed load or a dead engine can end the process with exit 1."""
+@dataclass(frozen=True)
+class Handover:
+    """The model is on disk and its layout wants several API processes: this process stops serving and starts them
+    (`lmi_serve.api_processes`) with these engine arguments."""
 
-    def __init__(self, settings: RuntimeSettings) -> None:
+    engine_args: dict[str, Any]
+    api_processes: int
+
+
+EngineStarter = Callable[[], Awaitable[Engine]]
+
+
+class Runner:
+    """Owns the uvicorn server so that a failed load or a dead engine can end the process with exit 1.
+
+    By default it fetches the model, plans the layout and starts the engine itself (one API process). With
+    `start_engine` (an API process of several) the engine is a client of engines started elsewhere and `sockets`
+    is the port shared with the other API processes."""
+
+    def __init__(self, settings: RuntimeSettings, start_engine: EngineStarter | None = None,
+                 sockets: list[socket.socket] | None = None, api_processes: int = 1) -> None:
         self.settings = settings
-        self.state = AppState(settings)
+        self.state = AppState(settings, api_processes=api_processes)
+        self.handover: Handover | None = None
+        self._start_engine = start_engine
+        self._sockets = sockets
         app = create_app(self.state, loader=self.load)
         config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port, log_level="info",
                                 timeout_graceful_shutdown=GRACE_PERIOD_S, access_log=False,
@@ -61,12 +86,15 @@ class Runner:
         # uvicorn drains on SIGTERM, then re-raises the signal to the handler found at start; a no-op one
         # lets the process end with exit code 0 (a clean stop) instead of dying by the signal.
         signal.signal(signal.SIGTERM, lambda *_: None)
-        self.server.run()
+        self.server.run(sockets=self._sockets)
         return self.state.exit_code
 
     async def load(self, state: AppState) -> None:
         try:
-            await self._load(state)
+            if self._start_engine is not None:
+                await self._ready(state, await self._start_engine())
+            else:
+                await self._load(state)
         except asyncio.CancelledError:
             raise
         except LmiDeployError as exc:  # a configuration error found once the model is on disk: exit 2, as at start
@@ -75,7 +103,8 @@ class Runner:
         except Exception as exc:
             self.fail(f"engine failed to start: {type(exc).__name__}: {exc}")
             return
-        await self._watch_engine(state)
+        if self.handover is None:
+            await self._watch_engine(state)
 
     async def _load(self, state: AppState) -> None:
         model = self.settings.model
@@ -95,12 +124,21 @@ class Runner:
         os.environ.update(added)  # vLLM's engine processes inherit it
         if added:
             log.info("engine environment: %s", added)
+        count = api_process_count(args, self.settings.server.api_server_count)
+        log.info("layout: %d API process%s (%s)", count, "" if count == 1 else "es",
+                 "option.api_server_count" if self.settings.server.api_server_count else "one per model copy")
+        if count > 1:  # the engines start with the API processes, in their own launcher: stop serving here
+            self.handover = Handover(args, count)
+            self.server.should_exit = True
+            return
         log.info("starting vLLM with %s", args)
-        engine = await VllmEngine.start(args)
+        await self._ready(state, await VllmEngine.start(args))
+
+    async def _ready(self, state: AppState, engine: Engine) -> None:
         log.info("startup heap frozen: %d objects left out of garbage collection", freeze_startup_heap())
         state.engine = engine
-        log.info("model %s ready: max_model_len=%d, max batch %d; serving on port %d", model.name,
-                 state.engine.max_model_len, state.engine.max_batch_size, self.settings.server.port)
+        log.info("model %s ready: max_model_len=%d, max batch %d; serving on port %d", self.settings.model.name,
+                 engine.max_model_len, engine.max_batch_size, self.settings.server.port)
 
     async def _watch_engine(self, state: AppState) -> None:
         while state.engine is not None and state.engine.is_healthy():
@@ -117,4 +155,10 @@ class Runner:
 
 def serve(settings: RuntimeSettings) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return Runner(settings).run()
+    runner = Runner(settings)
+    exit_code = runner.run()
+    if runner.handover is None:
+        return exit_code
+    from lmi_serve.api_processes import serve_api_processes  # it runs Runners itself
+
+    return serve_api_processes(settings, runner.handover.engine_args, runner.handover.api_processes)

@@ -45,15 +45,28 @@ class Prepared:
 class Generator:
     """Admits requests up to the batch size plus the queue limit and runs them on the engine."""
 
-    def __init__(self, engine_getter: Callable[[], Engine | None], job_queue_size: int, predict_timeout_s: float
-                 ) -> None:
+    def __init__(self, engine_getter: Callable[[], Engine | None], job_queue_size: int, predict_timeout_s: float,
+                 share: int = 1, on_in_flight: Callable[[int], None] = lambda _: None) -> None:
+        """`share`: the API processes the container's limit is divided among (this one admits 1/share of it).
+        `on_in_flight` hears every change of the requests in flight (the metrics gauge)."""
         self._engine_getter = engine_getter
         self._job_queue_size = job_queue_size
+        self._share = share
         self._predict_timeout_s = predict_timeout_s
-        self.in_flight = 0
+        self._on_in_flight = on_in_flight
+        self._in_flight = 0
         # Tokenizing and chat rendering run on one worker thread, as in vLLM's own server: a fast tokenizer
         # releases the GIL while it encodes, so the event loop keeps streaming tokens to other clients.
         self._tokenizer_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmi-tokenizer")
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @in_flight.setter
+    def in_flight(self, value: int) -> None:
+        self._in_flight = value
+        self._on_in_flight(value)
 
     @property
     def engine(self) -> Engine:
@@ -64,10 +77,11 @@ class Generator:
 
     def check_capacity(self, count: int = 1) -> None:
         """Refuse at once with 429 when the running batch and the queue are full."""
-        limit = self.engine.max_batch_size + self._job_queue_size
+        limit = -(-(self.engine.max_batch_size + self._job_queue_size) // self._share)
         if self.in_flight + count > limit:
+            shared = f", divided among {self._share} API processes" if self._share > 1 else ""
             raise Overloaded(f"server busy: {self.in_flight} requests in flight, limit {limit} "
-                             "(max_rolling_batch_size + job_queue_size); retry later",
+                             f"(max_rolling_batch_size + job_queue_size{shared}); retry later",
                              headers={"Retry-After": RETRY_AFTER_S})
 
     def acquire(self, count: int = 1) -> Slot:

@@ -48,6 +48,7 @@ class ServerSettings:
     model_loading_timeout_s: int
     default_max_new_tokens: int
     output_formatter: str
+    api_server_count: int | None = None  # None: one per model copy
     ignored: Mapping[str, str] = field(default_factory=dict)  # DJL settings accepted but not used
 
 
@@ -146,8 +147,13 @@ def _server_settings(environ: Mapping[str, str], config: LmiConfig,
         model_loading_timeout_s=int(config.get("model_loading_timeout")),
         default_max_new_tokens=int(config.get("default_max_new_tokens")),
         output_formatter=str(config.get("output_formatter")),
+        api_server_count=_optional_int(config.get("api_server_count")),
         ignored=dict(properties.ignored) if properties else {},
     )
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(str(value))
 
 
 def _max_payload_bytes(environ: Mapping[str, str]) -> int:

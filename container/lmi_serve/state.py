@@ -11,7 +11,7 @@ from lmi_serve.settings import RuntimeSettings
 
 
 class AppState:
-    def __init__(self, settings: RuntimeSettings, engine: Engine | None = None) -> None:
+    def __init__(self, settings: RuntimeSettings, engine: Engine | None = None, api_processes: int = 1) -> None:
         server = settings.server
         self.settings = settings
         self.engine = engine
@@ -21,12 +21,13 @@ class AppState:
         self.model_name = settings.model.name
         self.max_payload_bytes = server.max_payload_bytes
         self.output_formatter = server.output_formatter
-        self.generator = Generator(lambda: self.engine, server.job_queue_size, server.predict_timeout_s)
+        self.metrics = Metrics()
+        self.generator = Generator(lambda: self.engine, server.job_queue_size, server.predict_timeout_s,
+                                   share=api_processes, on_in_flight=self.metrics.set_in_flight)
         self.lmi = LmiService(self.generator, server.default_max_new_tokens)
         template = settings.config.get("chat_template")
         self.openai = OpenAIService(self.generator, self.model_name, server.default_max_new_tokens,
                                     load_chat_template(str(template) if template else None))
-        self.metrics = Metrics(lambda: self.generator.in_flight)
 
     def healthy(self) -> bool:
         return self.engine is not None and self.failure is None and not self.draining and self.engine.is_healthy()

@@ -49,6 +49,14 @@ class LmiConfig:
     def is_set(self, name: str) -> bool:
         return name in self.options
 
+    def __reduce__(self) -> tuple[object, tuple[dict[str, Value], dict[str, Value], dict[str, str]]]:
+        """Picklable (the mapping proxies are not), for lmi-serve's API processes."""
+        return _config, (dict(self.options), dict(self.passthrough), dict(self.origins))
+
+
+def _config(options: dict[str, Value], passthrough: dict[str, Value], origins: dict[str, str]) -> LmiConfig:
+    return LmiConfig(MappingProxyType(options), MappingProxyType(passthrough), MappingProxyType(origins))
+
 
 def resolve(layers: Sequence[Layer], vllm: VllmCatalog | None = None) -> LmiConfig:
     """Merge layers (lowest precedence first) into one validated LmiConfig."""

@@ -175,6 +175,18 @@ async def test_overload_answers_429_with_retry_after_at_once() -> None:
         assert (await http.post("/invocations", json=body)).status_code == 200
 
 
+async def test_each_of_several_api_processes_admits_its_share_of_the_limit() -> None:
+    engine = FakeEngine(step_s=0.05, max_batch_size=4)  # batch 4 + queue 1 = 5 for the container
+    settings = make_state(engine).settings
+    async with client_for(AppState(settings, engine, api_processes=2)) as http:  # this process: 3 of the 5
+        busy = [asyncio.create_task(http.post("/invocations", json=BUSY_BODY)) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        refused = await http.post("/invocations", json=BUSY_BODY)
+        assert refused.status_code == 429
+        assert "limit 3 (max_rolling_batch_size + job_queue_size, divided among 2 API processes)" in refused.text
+        assert all(r.status_code == 200 for r in await asyncio.gather(*busy))
+
+
 async def test_predictions_route_checks_the_model_name(client: httpx.AsyncClient) -> None:
     assert (await client.post("/predictions/tiny", json={"inputs": "x"})).status_code == 200
     assert (await client.post("/predictions/other", json={"inputs": "x"})).status_code == 404

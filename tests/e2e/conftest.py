@@ -5,15 +5,18 @@ One server per test session; tests that must kill or stop a server start their o
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -58,6 +61,23 @@ class Server:
                 self.process.kill()
                 self.process.wait(10)
         return self.process.returncode
+
+
+def stream_in_thread(server: Server, tokens: int, into: list[Any]) -> threading.Thread:
+    """An LMI stream of `tokens` tokens read on a thread: its JSON lines land in `into` as they arrive."""
+    body = {"inputs": "keep going", "parameters": {"max_new_tokens": tokens, "ignore_eos_token": True},
+            "stream": True}
+
+    def run() -> None:
+        try:
+            with httpx.stream("POST", server.url + "/invocations", json=body, timeout=120) as response:
+                into.extend(json.loads(line) for line in response.iter_lines())
+        except httpx.HTTPError as exc:
+            into.append({"transport_error": str(exc)})
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
 
 
 def start_server(env: dict[str, str], log: Path, *args: str, wait: bool = True) -> Server:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,27 +13,10 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 import pytest
 
-from tests.e2e.conftest import Server, start_server, wait_healthy
+from tests.e2e.conftest import start_server, stream_in_thread, wait_healthy
 from tests.seed_templates import seed_properties
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
-
-
-
-def stream_in_thread(server: Server, tokens: int, into: list[Any]) -> threading.Thread:
-    body = {"inputs": "keep going", "parameters": {"max_new_tokens": tokens, "ignore_eos_token": True},
-            "stream": True}
-
-    def run() -> None:
-        try:
-            with httpx.stream("POST", server.url + "/invocations", json=body, timeout=120) as response:
-                into.extend(json.loads(line) for line in response.iter_lines())
-        except httpx.HTTPError as exc:
-            into.append({"transport_error": str(exc)})
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
 
 
 def test_properties_template_and_sigterm_under_load(tiny_model: Path, tmp_path: Path) -> None:

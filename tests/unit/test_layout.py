@@ -10,7 +10,7 @@ import pytest
 
 from lmi_deploy.errors import ConfigError
 from lmi_deploy.sizing.sizing import MAX_RUNTIME_BATCH
-from lmi_serve.layout import plan_layout
+from lmi_serve.layout import api_process_count, plan_layout
 
 # The fields of mistralai/Mistral-7B-v0.1's config.json that sizing reads.
 MISTRAL_7B = {"architectures": ["MistralForCausalLM"], "model_type": "mistral", "hidden_size": 4096,
@@ -96,3 +96,10 @@ def test_auto_leaves_room_for_pipeline_stages_and_copies_the_user_set(tmp_path: 
     assert (given["tensor_parallel_size"], given["data_parallel_size"]) == (1, 4)
     with pytest.raises(ConfigError, match="needs 8 GPUs; this machine has 4 visible"):
         plan_layout({"tensor_parallel_size": 2, "data_parallel_size": 4}, directory, 4, 79.6)
+
+
+def test_one_api_process_per_copy_unless_the_option_says_otherwise() -> None:
+    assert api_process_count({"data_parallel_size": 2, "tensor_parallel_size": 1}, None) == 2
+    assert api_process_count({"tensor_parallel_size": 2}, None) == 1
+    assert api_process_count({"data_parallel_size": 2}, 1) == 1
+    assert api_process_count({"tensor_parallel_size": 1}, 3) == 3
