@@ -5,7 +5,9 @@
 #   bash bench/gpu_compare.sh MODEL_DIR compare   # one GPU: vLLM's server, then lmi-serve defaults: 1, 64, 256 clients
 #   bash bench/gpu_compare.sh MODEL_DIR seed      # one GPU: lmi-serve with the seed template's max_rolling_batch_size=64
 #   bash bench/gpu_compare.sh MODEL_DIR copies    # 2 GPUs: vLLM --data-parallel-size 2, lmi-serve defaults (auto): 64, 256
+#   bash bench/gpu_compare.sh MODEL_DIR copies-1api  # the same with one API process each (--api-server-count 1): 256
 #   bash bench/gpu_compare.sh MODEL_DIR tp2       # 2 GPUs: vLLM --tensor-parallel-size 2, lmi-serve TP=max: 64, 256
+#   bash bench/gpu_compare.sh MODEL_DIR one-gpu   # GPU 0 of the host: both servers' defaults at 256 (the 1.8x base)
 #   bash bench/gpu_compare.sh AWQ_DIR awq         # one GPU: lmi-serve option.quantize=awq (bench/gpu_awq_model.py)
 #
 # ROUNDS (default 4): requests per level as a multiple of its clients (more rounds: less weight on the ramp-up
@@ -25,6 +27,8 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 VLLM_USE_FLASHINFER_SAMPLER=0
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 case $phase in copies|tp2|profile-auto) export CUDA_VISIBLE_DEVICES=${GPUS:-0,1}; levels=${LEVELS:-64,256} ;;
+               copies-1api) export CUDA_VISIBLE_DEVICES=${GPUS:-0,1}; levels=${LEVELS:-256} ;;
+               one-gpu) export CUDA_VISIBLE_DEVICES=${GPUS:-0}; levels=${LEVELS:-256} ;;
                *) export CUDA_VISIBLE_DEVICES=${GPUS:-0} ;; esac
 
 wait_ready() {  # PID URL LOG -> prints seconds from start to ready
@@ -44,7 +48,8 @@ run_bench() {  # TARGET URL LABEL LEVELS
 
 serve() {  # NAME PORT -> starts a server in the background, sets PID
   local name=$1 port=$2
-  local vllm=(python3 -m vllm.entrypoints.openai.api_server --model "$model" --port "$port"
+  # `vllm serve` itself (its CLI, which picks the API process count: one per data-parallel copy by default)
+  local vllm=(python3 -m vllm.entrypoints.cli.main serve "$model" --port "$port"
                                 --served-model-name model --disable-uvicorn-access-log)
   if [ "${COLD:-0}" = 1 ]; then
     local cache=/tmp/cold-cache/$name; rm -rf "$cache"; mkdir -p "$cache"
@@ -54,8 +59,11 @@ serve() {  # NAME PORT -> starts a server in the background, sets PID
   case $name in
     vllm-serve) setsid "${vllm[@]}" > "$out/$name.log" 2>&1 & ;;
     vllm-serve-dp2) setsid "${vllm[@]}" --data-parallel-size 2 > "$out/$name.log" 2>&1 & ;;
+    vllm-serve-dp2-1api) setsid "${vllm[@]}" --data-parallel-size 2 --api-server-count 1 > "$out/$name.log" 2>&1 & ;;
     vllm-serve-tp2) setsid "${vllm[@]}" --tensor-parallel-size 2 > "$out/$name.log" 2>&1 & ;;
     lmi-serve|lmi-serve-auto) setsid env OPTION_MODEL_ID="$model" SAGEMAKER_BIND_TO_PORT="$port" \
+                  python3 -m lmi_serve.cli serve > "$out/$name.log" 2>&1 & ;;
+    lmi-serve-auto-1api) setsid env OPTION_MODEL_ID="$model" SAGEMAKER_BIND_TO_PORT="$port" OPTION_API_SERVER_COUNT=1 \
                   python3 -m lmi_serve.cli serve > "$out/$name.log" 2>&1 & ;;
     lmi-serve-tp2) setsid env OPTION_MODEL_ID="$model" SAGEMAKER_BIND_TO_PORT="$port" OPTION_TENSOR_PARALLEL_DEGREE=max \
                   python3 -m lmi_serve.cli serve > "$out/$name.log" 2>&1 & ;;
@@ -97,7 +105,11 @@ measure() {  # NAME TARGET PROBE LEVELS
        > "$out/py-spy.log" 2>&1) &
   fi
   run_bench "$target" "http://127.0.0.1:$port" "$name" "$lv" > "$out/$name.bench.json" 2> "$out/$name.bench.log" &
-  wait $!  # in the background, so that a TERM reaches the trap at once
+  local bench=$!
+  (while kill -0 "$bench" 2>/dev/null; do  # CPU per process under load (top's second sample: the last 2 s)
+     sleep 10; echo "== $(date +%T)"; top -c -b -n 2 -d 2 -w 200 | awk '/^top -/{n++} n==2' | sed -n 7,20p
+   done > "$out/$name.top.txt" 2>&1) &
+  wait "$bench"  # in the background, so that a TERM reaches the trap at once
   stop "$PID"; PID=""
   python3 - "$out" "$name" "$ready" <<'PY'
 import json, sys
@@ -117,6 +129,8 @@ case $phase in
   seed) measure lmi-serve-seed lmi /ping "${SEED_LEVELS:-256}" ;;
   profile-auto) measure lmi-serve-auto lmi /ping 256 ;;  # with PROFILE_SERVER=lmi-serve-auto PROFILE_DELAY=12
   copies) measure vllm-serve-dp2 openai /health "$levels"; measure lmi-serve-auto lmi /ping "$levels" ;;
+  copies-1api) measure vllm-serve-dp2-1api openai /health "$levels"; measure lmi-serve-auto-1api lmi /ping "$levels" ;;
+  one-gpu) measure vllm-serve openai /health "$levels"; measure lmi-serve lmi /ping "$levels" ;;
   awq) measure lmi-serve-awq lmi /ping "${AWQ_LEVELS:-1,64}" ;;  # MODEL_DIR: an AWQ checkpoint (gpu_awq_model.py)
   tp2) measure vllm-serve-tp2 openai /health "$levels"; measure lmi-serve-tp2 lmi /ping "$levels" ;;
 esac
