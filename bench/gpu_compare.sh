@@ -27,7 +27,7 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 VLLM_NO_USAGE_STATS=1 VLLM_USE_FLASHINFER_SAMPLER=0
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 case $phase in copies|tp2|profile-auto) export CUDA_VISIBLE_DEVICES=${GPUS:-0,1}; levels=${LEVELS:-64,256} ;;
-               copies-1api) export CUDA_VISIBLE_DEVICES=${GPUS:-0,1}; levels=${LEVELS:-256} ;;
+               copies-1api|copies-1api-lmi) export CUDA_VISIBLE_DEVICES=${GPUS:-0,1}; levels=${LEVELS:-256} ;;
                one-gpu) export CUDA_VISIBLE_DEVICES=${GPUS:-0}; levels=${LEVELS:-256} ;;
                *) export CUDA_VISIBLE_DEVICES=${GPUS:-0} ;; esac
 
@@ -130,6 +130,7 @@ case $phase in
   profile-auto) measure lmi-serve-auto lmi /ping 256 ;;  # with PROFILE_SERVER=lmi-serve-auto PROFILE_DELAY=12
   copies) measure vllm-serve-dp2 openai /health "$levels"; measure lmi-serve-auto lmi /ping "$levels" ;;
   copies-1api) measure vllm-serve-dp2-1api openai /health "$levels"; measure lmi-serve-auto-1api lmi /ping "$levels" ;;
+  copies-1api-lmi) measure lmi-serve-auto-1api lmi /ping "$levels" ;;  # lmi-serve's half of copies-1api
   one-gpu) measure vllm-serve openai /health "$levels"; measure lmi-serve lmi /ping "$levels" ;;
   awq) measure lmi-serve-awq lmi /ping "${AWQ_LEVELS:-1,64}" ;;  # MODEL_DIR: an AWQ checkpoint (gpu_awq_model.py)
   tp2) measure vllm-serve-tp2 openai /health "$levels"; measure lmi-serve-tp2 lmi /ping "$levels" ;;
