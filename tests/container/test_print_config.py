@@ -153,10 +153,13 @@ def test_print_config_shows_the_layout_of_a_local_model(tmp_path: Path) -> None:
     assert layout["engine_args"]["tensor_parallel_size"] == 1
     assert layout["engine_args"]["data_parallel_size"] == 2
     assert layout["gib_per_gpu"] == 80
+    assert layout["api_processes"] == 2  # one per copy, as vllm serve
     assert layout["environment"] == {"NCCL_NVLS_ENABLE": "0"}  # NVLink multicast off ...
     kept = json.loads(print_config({**gpus, "OPTION_MODEL_ID": str(tmp_path), "NCCL_NVLS_ENABLE": "1",
                                     "NCCL_DEBUG": "INFO"}).stdout)["layout"]
     assert kept["environment"] == {}  # ... unless the environment says otherwise: NCCL settings are the user's
+    one = json.loads(print_config({**gpus, "OPTION_MODEL_ID": str(tmp_path), "OPTION_API_SERVER_COUNT": "1"}).stdout)
+    assert one["layout"]["api_processes"] == 1 and one["server"]["api_server_count"] == 1
     refused = print_config({**gpus, "OPTION_MODEL_ID": str(tmp_path), "OPTION_TENSOR_PARALLEL_DEGREE": "3"})
     assert refused.returncode == 2
     assert "needs 3 GPUs but this machine has 2 visible" in refused.stderr
