@@ -109,7 +109,9 @@ measure() {  # NAME TARGET PROBE LEVELS
   (while kill -0 "$bench" 2>/dev/null; do  # CPU per process under load (top's second sample: the last 2 s)
      sleep 10; echo "== $(date +%T)"; top -c -b -n 2 -d 2 -w 200 | awk '/^top -/{n++} n==2' | sed -n 7,20p
    done > "$out/$name.top.txt" 2>&1) &
+  local sampler=$!
   wait "$bench"  # in the background, so that a TERM reaches the trap at once
+  kill "$sampler" 2>/dev/null
   stop "$PID"; PID=""
   python3 - "$out" "$name" "$ready" <<'PY'
 import json, sys

@@ -213,8 +213,14 @@ def run_api_processes(engine_args: Mapping[str, Any], host: str, port: int, coun
     for name, value in {"disable_log_stats": False, **engine_args}.items():
         setattr(args, name, value)
     args.host, args.port, args.api_server_count, args.headless = host, port, count, False
-    args.shutdown_timeout = shutdown_timeout_s  # vLLM kills API processes still running after it
+    args.shutdown_timeout = shutdown_timeout_s  # after SIGTERM: API processes, then engines, drain at most this long
     args.lmi_payload = payload
+    if "APIServerProcessManager" not in vllm_serve.run_multi_api_server.__code__.co_names:  # it moved: say so
+        import vllm
+
+        raise EngineStartError(f"vLLM {vllm.__version__}'s `vllm serve` no longer starts its API processes through "
+                               "APIServerProcessManager, which lmi-serve replaces. Fix: set "
+                               "option.api_server_count=1 (one API process for every model copy)")
     manager = vllm_serve.APIServerProcessManager  # its target_server_fn is the documented override
     vllm_serve.APIServerProcessManager = functools.partial(manager, target_server_fn=worker)
     try:

@@ -26,6 +26,7 @@ from lmi_serve.generation import Engine
 from lmi_serve.gpus import gpu_memory_gib
 from lmi_serve.layout import api_process_count, engine_environment, plan_layout
 from lmi_serve.model_source import fetch_model
+from lmi_serve.peers import ApiSlot
 from lmi_serve.settings import RuntimeSettings
 from lmi_serve.state import AppState
 
@@ -70,10 +71,11 @@ class Runner:
     is the port shared with the other API processes."""
 
     def __init__(self, settings: RuntimeSettings, start_engine: EngineStarter | None = None,
-                 sockets: list[socket.socket] | None = None, api_processes: int = 1) -> None:
+                 sockets: list[socket.socket] | None = None, peers: ApiSlot | None = None) -> None:
         self.settings = settings
-        self.state = AppState(settings, api_processes=api_processes)
+        self.state = AppState(settings, peers=peers)
         self.handover: Handover | None = None
+        self.terminated = False  # a SIGTERM arrived: no handover after it
         self._start_engine = start_engine
         self._sockets = sockets
         app = create_app(self.state, loader=self.load)
@@ -83,11 +85,14 @@ class Runner:
         self.server = uvicorn.Server(config)
 
     def run(self) -> int:
-        # uvicorn drains on SIGTERM, then re-raises the signal to the handler found at start; a no-op one
-        # lets the process end with exit code 0 (a clean stop) instead of dying by the signal.
-        signal.signal(signal.SIGTERM, lambda *_: None)
+        # uvicorn drains on SIGTERM, then re-raises the signal to the handler found at start; this one lets the
+        # process end with exit code 0 (a clean stop) instead of dying by the signal, and remembers it.
+        signal.signal(signal.SIGTERM, self._terminated)
         self.server.run(sockets=self._sockets)
         return self.state.exit_code
+
+    def _terminated(self, *_: object) -> None:
+        self.terminated = True
 
     async def load(self, state: AppState) -> None:
         try:
@@ -127,7 +132,7 @@ class Runner:
         count = api_process_count(args, self.settings.server.api_server_count)
         log.info("layout: %d API process%s (%s)", count, "" if count == 1 else "es",
                  "option.api_server_count" if self.settings.server.api_server_count else "one per model copy")
-        if count > 1:  # the engines start with the API processes, in their own launcher: stop serving here
+        if count > 1 and not state.draining:  # the engines start with the API processes, in vLLM's launcher
             self.handover = Handover(args, count)
             self.server.should_exit = True
             return
@@ -137,6 +142,8 @@ class Runner:
     async def _ready(self, state: AppState, engine: Engine) -> None:
         log.info("startup heap frozen: %d objects left out of garbage collection", freeze_startup_heap())
         state.engine = engine
+        if state.peers is not None:
+            state.peers.mark_ready()
         log.info("model %s ready: max_model_len=%d, max batch %d; serving on port %d", self.settings.model.name,
                  engine.max_model_len, engine.max_batch_size, self.settings.server.port)
 
@@ -159,6 +166,14 @@ def serve(settings: RuntimeSettings) -> int:
     exit_code = runner.run()
     if runner.handover is None:
         return exit_code
+    signal.signal(signal.SIGTERM, _stop_now)  # from here until vLLM's launcher installs its own handler
+    if runner.terminated:  # during the handover itself
+        log.info("lmi-serve: stopped on SIGTERM before the engines started")
+        return 0
     from lmi_serve.api_processes import serve_api_processes  # it runs Runners itself
 
     return serve_api_processes(settings, runner.handover.engine_args, runner.handover.api_processes)
+
+
+def _stop_now(*_: object) -> None:
+    raise SystemExit(0)

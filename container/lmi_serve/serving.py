@@ -46,12 +46,13 @@ class Generator:
     """Admits requests up to the batch size plus the queue limit and runs them on the engine."""
 
     def __init__(self, engine_getter: Callable[[], Engine | None], job_queue_size: int, predict_timeout_s: float,
-                 share: int = 1, on_in_flight: Callable[[int], None] = lambda _: None) -> None:
-        """`share`: the API processes the container's limit is divided among (this one admits 1/share of it).
-        `on_in_flight` hears every change of the requests in flight (the metrics gauge)."""
+                 on_in_flight: Callable[[int], None] = lambda _: None,
+                 container_in_flight: Callable[[], int] | None = None) -> None:
+        """`on_in_flight` hears every change of this process's requests in flight (metrics, peers);
+        `container_in_flight`, with several API processes, counts every process's against the one limit."""
         self._engine_getter = engine_getter
         self._job_queue_size = job_queue_size
-        self._share = share
+        self._container_in_flight = container_in_flight
         self._predict_timeout_s = predict_timeout_s
         self._on_in_flight = on_in_flight
         self._in_flight = 0
@@ -77,11 +78,12 @@ class Generator:
 
     def check_capacity(self, count: int = 1) -> None:
         """Refuse at once with 429 when the running batch and the queue are full."""
-        limit = -(-(self.engine.max_batch_size + self._job_queue_size) // self._share)
-        if self.in_flight + count > limit:
-            shared = f", divided among {self._share} API processes" if self._share > 1 else ""
-            raise Overloaded(f"server busy: {self.in_flight} requests in flight, limit {limit} "
-                             f"(max_rolling_batch_size + job_queue_size{shared}); retry later",
+        limit = self.engine.max_batch_size + self._job_queue_size
+        current = self.in_flight if self._container_in_flight is None else self._container_in_flight()
+        if current + count > limit:
+            where = "" if self._container_in_flight is None else " in all API processes"
+            raise Overloaded(f"server busy: {current} requests in flight{where}, limit {limit} "
+                             "(max_rolling_batch_size + job_queue_size); retry later",
                              headers={"Retry-After": RETRY_AFTER_S})
 
     def acquire(self, count: int = 1) -> Slot:

@@ -187,7 +187,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
                "at once.", default=1000, target="server", minimum=1),
     OptionSpec("api_server_count", Kind.INT, "HTTP front-end processes sharing the port, each talking to "
                "every model copy (as `vllm serve --api-server-count`). Unset: one per model copy.",
-               target="server", minimum=1),
+               target="server", minimum=1, maximum=64),
     OptionSpec("model_loading_timeout", Kind.INT, "Seconds allowed to download and load the model.",
                default=1800, target="server", minimum=1),
     OptionSpec("predict_timeout", Kind.INT, "Seconds one non-streaming request may take.", default=600,

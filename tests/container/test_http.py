@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from lmi_serve.app import create_app
+from lmi_serve.peers import ApiPeers
 from lmi_serve.settings import read_settings
 from lmi_serve.state import AppState
 from tests.fakes import FakeEngine
@@ -175,16 +176,25 @@ async def test_overload_answers_429_with_retry_after_at_once() -> None:
         assert (await http.post("/invocations", json=body)).status_code == 200
 
 
-async def test_each_of_several_api_processes_admits_its_share_of_the_limit() -> None:
-    engine = FakeEngine(step_s=0.05, max_batch_size=4)  # batch 4 + queue 1 = 5 for the container
-    settings = make_state(engine).settings
-    async with client_for(AppState(settings, engine, api_processes=2)) as http:  # this process: 3 of the 5
-        busy = [asyncio.create_task(http.post("/invocations", json=BUSY_BODY)) for _ in range(3)]
-        await asyncio.sleep(0.1)
-        refused = await http.post("/invocations", json=BUSY_BODY)
+async def test_several_api_processes_share_one_limit_and_answer_ping_once_all_are_ready() -> None:
+    """Two API processes of one container (batch 2 + queue 1 = 3): requests held by one count in the other, and
+    neither says it is healthy while the other is still loading."""
+    peers = ApiPeers(2)
+    first, second = FakeEngine(step_s=0.05), FakeEngine(step_s=0.05)
+    settings = make_state(first).settings
+    async with client_for(AppState(settings, first, peers.slot(0))) as one, \
+            client_for(AppState(settings, second, peers.slot(1))) as two:
+        peers.slot(0).mark_ready()
+        loading = await one.get("/ping")
+        assert loading.status_code == 503 and "waiting for the other API processes" in loading.json()["status"]
+        peers.slot(1).mark_ready()
+        assert (await one.get("/ping")).status_code == 200 and (await two.get("/ping")).status_code == 200
+        busy = await fill_to_the_limit(one)  # all three slots taken through the first process
+        refused = await two.post("/invocations", json=BUSY_BODY)
         assert refused.status_code == 429
-        assert "limit 3 (max_rolling_batch_size + job_queue_size, divided among 2 API processes)" in refused.text
+        assert "3 requests in flight in all API processes, limit 3" in refused.text
         assert all(r.status_code == 200 for r in await asyncio.gather(*busy))
+        assert (await two.post("/invocations", json=BUSY_BODY)).status_code == 200
 
 
 async def test_predictions_route_checks_the_model_name(client: httpx.AsyncClient) -> None:

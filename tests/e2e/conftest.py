@@ -56,7 +56,7 @@ class Server:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(60)
+                self.process.wait(100)  # in-flight requests get 60 s, API processes 70 s, then the engines stop
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)

@@ -48,6 +48,13 @@ async def generate_many(url: str, count: int) -> list[str]:
         return await asyncio.gather(*(one(i) for i in range(count)))
 
 
+def is_engine(process: psutil.Process) -> bool:
+    try:
+        return "EngineCore" in process.name() or "EngineCore" in " ".join(process.cmdline())
+    except psutil.Error:  # a short-lived helper that has already gone
+        return False
+
+
 def alive(process: psutil.Process) -> bool:
     try:
         return bool(process.is_running() and process.status() != psutil.STATUS_ZOMBIE)
@@ -91,8 +98,7 @@ def test_auto_runs_a_copy_on_each_gpu_and_an_api_process_for_each(tiny_model: Pa
 def test_a_dead_engine_ends_every_process_with_exit_1(tiny_model: Path, tmp_path: Path) -> None:
     server = start_server({"OPTION_MODEL_ID": str(tiny_model), **TWO_GPUS}, tmp_path / "lmi-serve.log")
     try:
-        engines = [p for p in psutil.Process(server.process.pid).children(recursive=True)
-                   if "EngineCore" in " ".join(p.cmdline()) or "EngineCore" in p.name()]
+        engines = [p for p in psutil.Process(server.process.pid).children(recursive=True) if is_engine(p)]
         assert len(engines) >= 2, engines
         engines[0].kill()
         assert server.process.wait(90) == 1

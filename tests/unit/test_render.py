@@ -28,7 +28,7 @@ def _values_for(spec: OptionSpec) -> st.SearchStrategy[Any]:
     if spec.kind is Kind.INT_OR_MAX:
         return st.one_of(st.sampled_from(["max", "auto"]), st.integers(1, 64))
     if spec.kind is Kind.INT:
-        return st.integers(int(spec.minimum or 0), 1 << 20)
+        return st.integers(int(spec.minimum or 0), int(spec.maximum) if spec.maximum is not None else 1 << 20)
     if spec.name == "quantize":
         return st.sampled_from(["awq", "gptq", "fp8", "compressed-tensors"])
     # Strings as users write them: printable, no blanks at either end.
