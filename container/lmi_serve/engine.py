@@ -95,10 +95,7 @@ class VllmEngine:
         # The OpenAI server's usage context: vLLM then picks the same defaults as `vllm serve`
         # (max_num_seqs, max_num_batched_tokens), so the two compare like for like.
         llm = await asyncio.to_thread(AsyncLLM.from_engine_args, args, usage_context=UsageContext.OPENAI_API_SERVER)
-        tokenizer = llm.get_tokenizer()
-        if inspect.isawaitable(tokenizer):  # async in some vLLM versions
-            tokenizer = await tokenizer
-        return cls(llm, tokenizer)
+        return await cls._wrap(llm)
 
     @classmethod
     async def connect(cls, args: Any, client_config: Mapping[str, Any]) -> VllmEngine:
@@ -120,9 +117,12 @@ class VllmEngine:
                                              disable_log_stats=engine_args.disable_log_stats,
                                              client_addresses=addresses, client_count=count, client_index=index)
 
-        llm = await asyncio.to_thread(build)
+        return await cls._wrap(await asyncio.to_thread(build))
+
+    @classmethod
+    async def _wrap(cls, llm: Any) -> VllmEngine:
         tokenizer = llm.get_tokenizer()
-        if inspect.isawaitable(tokenizer):
+        if inspect.isawaitable(tokenizer):  # async in some vLLM versions
             tokenizer = await tokenizer
         return cls(llm, tokenizer)
 
